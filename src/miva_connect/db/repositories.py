@@ -1,0 +1,154 @@
+"""All SQL lives here. Repositories flush; the caller's transaction commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from miva_connect.db.models import (
+    Channel,
+    ChannelMerchant,
+    EncryptionCheck,
+    Merchant,
+    OnboardingSession,
+)
+
+
+def _insert(session: AsyncSession, model: type[Any]) -> Any:
+    """An INSERT that supports ON CONFLICT on both Postgres and SQLite."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+class ChannelRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, channel_id: str) -> Channel | None:
+        return await self.session.get(Channel, channel_id)
+
+    async def get_by_slug(self, slug: str) -> Channel | None:
+        return await self.session.scalar(select(Channel).where(Channel.slug == slug))
+
+    async def add(self, channel: Channel) -> Channel:
+        self.session.add(channel)
+        await self.session.flush()
+        return channel
+
+
+class SessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, onboarding: OnboardingSession) -> OnboardingSession:
+        self.session.add(onboarding)
+        await self.session.flush()
+        return onboarding
+
+    async def get_by_token_hash(self, token_hash: str) -> tuple[OnboardingSession, Channel] | None:
+        row = (
+            await self.session.execute(
+                select(OnboardingSession, Channel)
+                .join(Channel, Channel.id == OnboardingSession.channel_id)
+                .where(OnboardingSession.token_hash == token_hash)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    async def record_attempt(
+        self, session_id: str, outcome: str, *, store_url: str | None = None
+    ) -> None:
+        values: dict[str, Any] = {
+            "attempt_count": OnboardingSession.attempt_count + 1,
+            "last_error_code": outcome,
+        }
+        if store_url is not None:
+            values["store_url"] = store_url
+        await self.session.execute(
+            update(OnboardingSession)
+            .where(OnboardingSession.id == session_id, OnboardingSession.status == "pending")
+            .values(**values)
+        )
+
+    async def complete(
+        self, session_id: str, merchant_id: str, store_url: str, now: datetime
+    ) -> bool:
+        """Mark a pending, unexpired session connected; False if it was not (one winner)."""
+        result = await self.session.execute(
+            update(OnboardingSession)
+            .where(
+                OnboardingSession.id == session_id,
+                OnboardingSession.status == "pending",
+                OnboardingSession.expires_at > now,
+            )
+            .values(
+                status="connected",
+                merchant_id=merchant_id,
+                store_url=store_url,
+                completed_at=now,
+                attempt_count=OnboardingSession.attempt_count + 1,
+                last_error_code=None,
+            )
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+
+class MerchantRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_linked(self, merchant_id: str, channel_id: str) -> Merchant | None:
+        return await self.session.scalar(
+            select(Merchant)
+            .join(ChannelMerchant, ChannelMerchant.merchant_id == Merchant.id)
+            .where(Merchant.id == merchant_id, ChannelMerchant.channel_id == channel_id)
+        )
+
+    async def insert_if_absent(self, values: dict[str, Any]) -> bool:
+        """Insert a merchant unless its store is known; True if this call inserted it."""
+        statement = (
+            _insert(self.session, Merchant)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["store_url", "store_code_key"])
+            .returning(Merchant.id)
+        )
+        return (await self.session.scalar(statement)) is not None
+
+    async def lock_by_store(self, store_url: str, store_code_key: str) -> Merchant | None:
+        return await self.session.scalar(
+            select(Merchant)
+            .where(Merchant.store_url == store_url, Merchant.store_code_key == store_code_key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    async def update(self, merchant_id: str, values: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(Merchant).where(Merchant.id == merchant_id).values(**values)
+        )
+
+    async def link_channel(self, channel_id: str, merchant_id: str) -> None:
+        await self.session.execute(
+            _insert(self.session, ChannelMerchant)
+            .values(channel_id=channel_id, merchant_id=merchant_id)
+            .on_conflict_do_nothing(index_elements=["channel_id", "merchant_id"])
+        )
+
+
+class EncryptionCheckRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self) -> EncryptionCheck | None:
+        return await self.session.get(EncryptionCheck, 1)
+
+    async def add_if_absent(self, ciphertext: str) -> None:
+        await self.session.execute(
+            _insert(self.session, EncryptionCheck)
+            .values(id=1, ciphertext=ciphertext)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )

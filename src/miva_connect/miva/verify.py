@@ -1,0 +1,110 @@
+"""One credential check against a store: identity, role groups, signature enforcement."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from miva_connect.miva.client import MivaClient, Payload, is_success
+from miva_connect.miva.errors import (
+    AuthenticationError,
+    InvalidResponse,
+    MivaError,
+    SignatureRequired,
+    StoreNotFound,
+    api_error_from,
+)
+
+# Which read-only list function proves each role group. Miva publishes no mapping from
+# its default groups to privileges; these follow the groups' descriptions (a hypothesis,
+# see docs: each probe is `Count: 1`, because Count 0 means "every row").
+ROLE_GROUP_PROBES: Mapping[str, tuple[str, ...]] = {
+    "Product Management": ("ProductList_Load_Query", "CategoryList_Load_Query"),
+    "Order Processing & Fulfillment": ("OrderList_Load_Query",),
+    "Customer Service & Sales": ("CustomerList_Load_Query",),
+}
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What the store said about a set of credentials that it accepted."""
+
+    store_code: str
+    store_name: str
+    granted_groups: tuple[str, ...]
+    missing_groups: tuple[str, ...]
+    # True: the token refuses unsigned requests; False: it accepts them, so the signing
+    # key could not be proven; None: no signing key was given, or it could not be told.
+    signature_enforced: bool | None
+
+
+async def verify_credentials(
+    client: MivaClient, probes: Mapping[str, tuple[str, ...]] = ROLE_GROUP_PROBES
+) -> Verification:
+    """Check the client's credentials in one multicall (plus one concurrent unsigned call).
+
+    Raises a `MivaError` when the store refuses the request as a whole, or when
+    `Store_Load` fails. Missing role groups are reported, not raised.
+    """
+    unsigned = asyncio.create_task(_accepts_unsigned(client)) if client.auth.signed else None
+    try:
+        store_code, store_name, denied = await _signed_check(client, probes)
+        accepts_unsigned = await unsigned if unsigned else None
+    finally:
+        if unsigned:
+            # Wait for the cancelled check, so it never outlives this call (or the caller's
+            # httpx client), and collect its outcome so no exception goes unretrieved.
+            unsigned.cancel()
+            await asyncio.gather(unsigned, return_exceptions=True)
+    return Verification(
+        store_code=store_code,
+        store_name=store_name,
+        granted_groups=tuple(g for g, fs in probes.items() if not denied.intersection(fs)),
+        missing_groups=tuple(g for g, fs in probes.items() if denied.intersection(fs)),
+        signature_enforced=None if accepts_unsigned is None else not accepts_unsigned,
+    )
+
+
+async def _signed_check(
+    client: MivaClient, probes: Mapping[str, tuple[str, ...]]
+) -> tuple[str, str, set[str]]:
+    """`Store_Load` plus one `Count: 1` list probe per function; return identity and denials."""
+    functions = [f for group in probes.values() for f in group]
+    results = await client.multicall(
+        [{"Function": "Store_Load"}] + [{"Function": f, "Count": 1, "Offset": 0} for f in functions]
+    )
+    if len(results) != len(functions) + 1:
+        raise InvalidResponse("multicall reply has fewer results than operations")
+    store, *probed = results
+    if not is_success(store):
+        raise _store_error(store)
+    denied: set[str] = set()
+    for function, result in zip(functions, probed, strict=True):
+        if is_success(result):
+            continue
+        # A missing privilege is a per-operation `access_denied`; anything else is a fault.
+        if result.get("error_code") != "access_denied":
+            raise api_error_from(result)
+        denied.add(function)
+    data = store.get("data")
+    identity = data if isinstance(data, dict) else {}
+    return str(identity.get("code") or client.store_code), str(identity.get("name") or ""), denied
+
+
+async def _accepts_unsigned(client: MivaClient) -> bool | None:
+    """Whether the token accepts a `MIVA <token>` request; None if the answer was unclear."""
+    try:
+        await client.with_auth(client.auth.unsigned()).call("Store_Load")
+    except SignatureRequired:
+        return False
+    except MivaError:
+        return None
+    return True
+
+
+def _store_error(result: Payload) -> MivaError:
+    error = api_error_from(result)
+    if isinstance(error, AuthenticationError):
+        return error
+    return StoreNotFound(error.code, error.miva_message)
