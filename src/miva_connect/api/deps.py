@@ -1,0 +1,48 @@
+"""Dependencies: services from the lifespan state, and channel authentication."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+from miva_connect.channels.service import ChannelService
+from miva_connect.db.models import Channel
+from miva_connect.errors import Unauthorized
+from miva_connect.health import Readiness
+from miva_connect.onboarding.service import OnboardingService
+
+_basic = HTTPBasic(auto_error=False, description="Channel id and secret.")
+
+
+def _onboarding(request: Request) -> OnboardingService:
+    service: OnboardingService = request.state.onboarding
+    return service
+
+
+def _channels(request: Request) -> ChannelService:
+    service: ChannelService = request.state.channels
+    return service
+
+
+def _readiness(request: Request) -> Readiness:
+    readiness: Readiness = request.state.readiness
+    return readiness
+
+
+OnboardingDep = Annotated[OnboardingService, Depends(_onboarding)]
+ChannelsDep = Annotated[ChannelService, Depends(_channels)]
+ReadinessDep = Annotated[Readiness, Depends(_readiness)]
+
+
+async def _current_channel(
+    channels: ChannelsDep,
+    credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
+) -> Channel:
+    if credentials is None:
+        raise Unauthorized()
+    return await channels.authenticate(credentials.username, credentials.password)
+
+
+CurrentChannel = Annotated[Channel, Depends(_current_channel)]

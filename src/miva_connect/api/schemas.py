@@ -1,0 +1,83 @@
+"""Request and response bodies of the JSON API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class SessionCreate(BaseModel):
+    state: str = Field(default="", max_length=512, description="Opaque; returned unchanged.")
+
+
+class SessionCreated(BaseModel):
+    id: str = Field(description="The session token: a bearer secret for the merchant's browser.")
+    connect_url: str
+    expires_at: datetime
+    status: Literal["pending"]
+
+
+class SessionRead(BaseModel):
+    status: Literal["pending", "connected"]
+    expires_at: datetime
+    store_url: str | None
+    merchant_id: str | None
+
+
+class StoreUrlSubmit(BaseModel):
+    store_url: str = Field(max_length=4096, examples=["https://www.yourstore.com/mm5/json.mvc"])
+
+
+class StoreUrlChecked(BaseModel):
+    store_url: str
+
+
+class CredentialsSubmit(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    store_code: str = Field(max_length=1024, examples=["MYSTORE"])
+    api_key: SecretStr = Field(max_length=1024, description="The token's Access Token.")
+    signing_key: SecretStr = Field(
+        default=SecretStr(""), max_length=1024, description="Base64; empty for unsigned tokens."
+    )
+    store_url: str | None = Field(default=None, max_length=4096)
+
+
+class WarningRead(BaseModel):
+    code: str
+    message: str
+
+
+class Connected(BaseModel):
+    status: Literal["connected"]
+    merchant_id: str
+    store_name: str
+    redirect_url: str
+    warnings: list[WarningRead]
+
+
+class MerchantRead(BaseModel):
+    merchant_id: str
+    store_url: str
+    store_code: str
+    store_name: str
+    status: str
+    verified_groups: list[str]
+    signature_enforced: bool | None
+    created_at: datetime
+    updated_at: datetime
+    connected_at: datetime
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,1 @@
+"""Channels: the apps that send merchants to us, and what they may read back."""

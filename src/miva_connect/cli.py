@@ -1,0 +1,124 @@
+"""The `miva-connect` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from miva_connect import __version__
+from miva_connect.commands import check, demo, serve
+from miva_connect.crypto import generate_key
+from miva_connect.errors import AppError
+
+
+def _keys_generate(_args: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
+
+
+def _db_upgrade(_args: argparse.Namespace) -> int:
+    from miva_connect.db.migrations import upgrade
+
+    upgrade(serve.load_settings().database_url)
+    print("database is at the latest revision")
+    return 0
+
+
+def _channels_add(args: argparse.Namespace) -> int:
+    registered = asyncio.run(
+        serve.register_channel(serve.load_settings(), args.name, args.redirect_url, args.slug)
+    )
+    print(
+        json.dumps(
+            {
+                "id": registered.id,
+                "slug": registered.slug,
+                "name": registered.name,
+                "redirect_url": registered.redirect_url,
+                "secret": registered.secret,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from miva_connect.sandbox import demo_sandbox, run_sandbox
+
+    sandbox = demo_sandbox()
+    print(demo.sandbox_banner(f"http://{args.host}:{args.port}"), flush=True)
+    run_sandbox(sandbox, args.host, args.port)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="miva-connect", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("serve", help="run the API")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.set_defaults(handler=serve.serve)
+
+    db = commands.add_parser("db", help="database commands")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_commands.add_parser("upgrade", help="apply migrations").set_defaults(handler=_db_upgrade)
+
+    keys = commands.add_parser("keys", help="encryption keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    keys_commands.add_parser("generate", help="print a new Fernet key").set_defaults(
+        handler=_keys_generate
+    )
+
+    channels = commands.add_parser("channels", help="channels")
+    channel_commands = channels.add_subparsers(dest="channels_command", required=True)
+    add = channel_commands.add_parser("add", help="register a channel; prints its secret once")
+    add.add_argument("--name", required=True)
+    add.add_argument("--redirect-url", required=True)
+    add.add_argument("--slug")
+    add.set_defaults(handler=_channels_add)
+
+    sandbox = commands.add_parser("sandbox", help="run a local Miva JSON API store")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8100)
+    sandbox.set_defaults(handler=_sandbox)
+
+    checker = commands.add_parser(
+        "check",
+        help="validate credentials against a store",
+        description="Keys are read from MIVA_API_KEY / MIVA_SIGNING_KEY, or asked for.",
+    )
+    checker.add_argument("--store-url", required=True)
+    checker.add_argument("--store-code", required=True)
+    checker.set_defaults(handler=check.run)
+
+    walkthrough = commands.add_parser("demo", help="sandbox + service + a walk-through")
+    walkthrough.add_argument("--port", type=int, default=8000)
+    walkthrough.add_argument("--sandbox-port", type=int, default=8100)
+    walkthrough.set_defaults(handler=demo.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except serve.ConfigurationError as error:
+        for line in error.problems:
+            print(f"miva-connect: {line}", file=sys.stderr)
+        return 2
+    except AppError as error:
+        print(f"miva-connect: {error.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

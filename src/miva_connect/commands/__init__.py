@@ -1,0 +1,1 @@
+"""What the CLI's subcommands do, kept out of argument parsing."""

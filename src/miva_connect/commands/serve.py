@@ -1,0 +1,71 @@
+"""Loading configuration with readable errors, serving the API, registering channels."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+from pydantic import ValidationError
+
+from miva_connect.app import build_cipher, create_app
+from miva_connect.channels.service import ChannelService, RegisteredChannel
+from miva_connect.crypto import EncryptionKeyError
+from miva_connect.db.engine import Database, create_engine
+from miva_connect.settings import Settings
+
+
+class ConfigurationError(Exception):
+    """Configuration that the service refuses; one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigurationError(
+            [
+                f"MIVA_CONNECT_{str(item['loc'][0]).upper()}: {item['msg']}"
+                for item in error.errors(include_input=False, include_url=False)
+            ]
+        ) from None
+
+
+def check_startup(settings: Settings) -> None:
+    """Refuse to start without a usable key ring."""
+    if not settings.encryption_keys:
+        raise ConfigurationError(
+            [
+                "MIVA_CONNECT_ENCRYPTION_KEYS is not set: add a key made with "
+                "`miva-connect keys generate` (newest first, comma-separated)"
+            ]
+        )
+    try:
+        build_cipher(settings)
+    except EncryptionKeyError as error:
+        raise ConfigurationError([f"MIVA_CONNECT_ENCRYPTION_KEYS: {error}"]) from None
+
+
+def uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
+    # log_config=None keeps our redacting log setup; no Server header.
+    return uvicorn.Config(app, host=host, port=port, log_config=None, server_header=False)  # type: ignore[arg-type]
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    check_startup(settings)
+    uvicorn.Server(uvicorn_config(create_app(settings), args.host, args.port)).run()
+    return 0
+
+
+async def register_channel(
+    settings: Settings, name: str, redirect_url: str, slug: str | None
+) -> RegisteredChannel:
+    db = Database(create_engine(settings.database_url))
+    try:
+        return await ChannelService(db).register(name, redirect_url, slug)
+    finally:
+        await db.dispose()

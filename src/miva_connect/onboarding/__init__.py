@@ -1,0 +1,1 @@
+"""The onboarding domain: sessions, store URL checks, credential validation, storage."""

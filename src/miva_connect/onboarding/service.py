@@ -1,0 +1,197 @@
+"""The onboarding flow: open a session, check the store URL, validate and store credentials."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from miva_connect import miva
+from miva_connect.crypto import CredentialCipher
+from miva_connect.db.base import utcnow
+from miva_connect.db.engine import Database
+from miva_connect.db.models import Channel, OnboardingSession
+from miva_connect.db.repositories import ChannelRepository, MerchantRepository, SessionRepository
+from miva_connect.errors import AppError, NotFound, ValidationFailed
+from miva_connect.onboarding import sessions
+from miva_connect.onboarding.credentials import StoreCredentials, endpoint_for, prepare_credentials
+from miva_connect.onboarding.messages import message
+from miva_connect.onboarding.redirects import with_query
+from miva_connect.onboarding.results import Connection, OpenedSession, SessionView
+from miva_connect.onboarding.tokens import new_token, token_hash
+from miva_connect.onboarding.validation import StoreValidator, warnings_for
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class OnboardingConfig:
+    public_url: str
+    session_ttl: timedelta
+    allow_private_networks: bool
+
+
+class OnboardingService:
+    def __init__(
+        self,
+        db: Database,
+        validator: StoreValidator,
+        cipher: CredentialCipher,
+        config: OnboardingConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._db = db
+        self._validator = validator
+        self._cipher = cipher
+        self._config = config
+        self._clock = clock
+        self._allow_private = config.allow_private_networks
+
+    async def open_session(self, channel: Channel, state: str) -> OpenedSession:
+        token = new_token()
+        expires_at = self._clock() + self._config.session_ttl
+        async with self._db.transaction() as tx:
+            await SessionRepository(tx).add(
+                OnboardingSession(
+                    id=str(uuid.uuid4()),
+                    token_hash=token_hash(token),
+                    channel_id=channel.id,
+                    state=state,
+                    status="pending",
+                    attempt_count=0,
+                    created_at=self._clock(),
+                    expires_at=expires_at,
+                )
+            )
+        log.info("onboarding.session.opened", channel_id=channel.id)
+        return OpenedSession(token, self.connect_url(token), expires_at)
+
+    async def open_session_for_slug(self, slug: str, state: str) -> OpenedSession:
+        async with self._db.transaction() as tx:
+            channel = await ChannelRepository(tx).get_by_slug(slug)
+        if channel is None:
+            raise NotFound("No channel is registered under this link.", code="channel_not_found")
+        return await self.open_session(channel, state)
+
+    def connect_url(self, token: str) -> str:
+        return f"{self._config.public_url}/connect/sessions/{token}"
+
+    async def describe(self, token: str) -> SessionView:
+        found = await sessions.load(self._db, token, self._clock())
+        return SessionView(
+            status=found.status,
+            expires_at=found.session.expires_at,
+            store_url=found.session.store_url,
+            channel_name=found.channel.name,
+            merchant_id=found.session.merchant_id,
+        )
+
+    async def check_store_url(self, token: str, raw_url: str) -> str:
+        """Normalise the URL and confirm it is a Miva JSON API; remember it on the session."""
+        found = await sessions.load_pending(self._db, token, self._clock())
+        try:
+            endpoint = endpoint_for(raw_url, allow_private=self._allow_private)
+            await self._validator.check_endpoint(endpoint)
+        except AppError as failure:
+            await sessions.record(self._db, found.session.id, failure.code)
+            raise
+        await sessions.record(self._db, found.session.id, "store_url_ok", store_url=endpoint)
+        return endpoint
+
+    async def connect(self, token: str, submitted: StoreCredentials) -> Connection:
+        """Validate credentials against the store, store them encrypted, complete the session."""
+        found = await sessions.load_pending(self._db, token, self._clock())
+        try:
+            credentials = prepare_credentials(
+                submitted, found.session.store_url, allow_private=self._allow_private
+            )
+            verification = await self._validator.verify(credentials)
+        except AppError as failure:
+            await sessions.record(self._db, found.session.id, failure.code)
+            log.info("onboarding.credentials.rejected", code=failure.code)
+            raise
+        merchant_id = await self._save(found, credentials, verification)
+        log.info("onboarding.connected", merchant_id=merchant_id, channel_id=found.channel.id)
+        return Connection(
+            merchant_id=merchant_id,
+            store_name=verification.store_name,
+            redirect_url=self._redirect_url(found.channel, found.session.state, merchant_id),
+            warnings=warnings_for(verification),
+        )
+
+    async def redirect_url(self, token: str) -> str:
+        found = await sessions.load(self._db, token, self._clock())
+        if found.status != "connected" or found.session.merchant_id is None:
+            raise sessions.not_connected()
+        return self._redirect_url(found.channel, found.session.state, found.session.merchant_id)
+
+    def _redirect_url(self, channel: Channel, state: str, merchant_id: str) -> str:
+        return with_query(channel.redirect_url, state=state, merchant_id=merchant_id)
+
+    async def _save(
+        self,
+        found: sessions.FoundSession,
+        credentials: StoreCredentials,
+        verification: miva.Verification,
+    ) -> str:
+        now = self._clock()
+        async with self._db.transaction() as tx:
+            merchants = MerchantRepository(tx)
+            merchant_id = await self._upsert_merchant(merchants, credentials, verification, now)
+            if not await SessionRepository(tx).complete(
+                found.session.id, merchant_id, credentials.store_url, now
+            ):
+                raise await sessions.completion_conflict(tx, found.session.id, now)
+            await merchants.link_channel(found.channel.id, merchant_id)
+        return merchant_id
+
+    async def _upsert_merchant(
+        self,
+        merchants: MerchantRepository,
+        credentials: StoreCredentials,
+        verification: miva.Verification,
+        now: datetime,
+    ) -> str:
+        """One merchant per store: insert it, or replace the credentials of the known one."""
+        code_key = credentials.store_code.upper()
+        new_id = str(uuid.uuid4())
+        values = self._merchant_values(new_id, credentials, verification, now)
+        if await merchants.insert_if_absent({**values, "id": new_id, "created_at": now}):
+            return new_id
+        existing = await merchants.lock_by_store(credentials.store_url, code_key)
+        if existing is None:  # deleted between the two statements
+            raise ValidationFailed(message("store_error"), code="store_error")
+        await merchants.update(
+            existing.id, self._merchant_values(existing.id, credentials, verification, now)
+        )
+        return existing.id
+
+    def _merchant_values(
+        self,
+        merchant_id: str,
+        credentials: StoreCredentials,
+        verification: miva.Verification,
+        now: datetime,
+    ) -> dict[str, object]:
+        # Each ciphertext names its merchant and field, so it cannot be moved to another row.
+        def seal(field: str, value: str) -> str:
+            return self._cipher.encrypt(value, context=f"merchant:{merchant_id}:{field}")
+
+        return {
+            "store_url": credentials.store_url,
+            "store_code": credentials.store_code,
+            "store_code_key": credentials.store_code.upper(),
+            "store_name": verification.store_name,
+            "status": "connected",
+            "api_key_ciphertext": seal("api_key", credentials.api_key),
+            "signing_key_ciphertext": seal("signing_key", credentials.signing_key),
+            "key_id": self._cipher.primary_key_id,
+            "verified_groups": list(verification.granted_groups),
+            "signature_enforced": verification.signature_enforced,
+            "updated_at": now,
+            "connected_at": now,
+        }

@@ -1,0 +1,82 @@
+"""Loading onboarding sessions by their bearer token, and the errors a stale one gives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from miva_connect.db.engine import Database
+from miva_connect.db.models import Channel, OnboardingSession
+from miva_connect.db.repositories import SessionRepository
+from miva_connect.errors import AppError, Conflict, NotFound, SessionExpired
+from miva_connect.onboarding.tokens import MAX_TOKEN_LENGTH, token_hash
+
+
+@dataclass(frozen=True)
+class FoundSession:
+    session: OnboardingSession
+    channel: Channel
+    status: str  # pending, connected or expired
+
+
+async def load(db: Database, token: str, now: datetime) -> FoundSession:
+    """The session for a token, whatever its status; `NotFound` or `SessionExpired` if stale."""
+    found = None
+    if 0 < len(token) <= MAX_TOKEN_LENGTH:
+        async with db.transaction() as tx:
+            found = await SessionRepository(tx).get_by_token_hash(token_hash(token))
+    if found is None:
+        raise NotFound(
+            "This onboarding link is not valid. Go back to the app that sent you and start again.",
+            code="session_not_found",
+        )
+    session, channel = found
+    status = session.status
+    if status == "pending" and session.expires_at <= now:
+        raise expired()
+    return FoundSession(session, channel, status)
+
+
+async def load_pending(db: Database, token: str, now: datetime) -> FoundSession:
+    """Like `load`, but a session that is already connected is a `Conflict`."""
+    found = await load(db, token, now)
+    if found.status != "pending":
+        raise completed()
+    return found
+
+
+async def record(
+    db: Database, session_id: str, outcome: str, *, store_url: str | None = None
+) -> None:
+    """Keep the outcome code of an attempt (and a checked store URL); nothing else."""
+    async with db.transaction() as tx:
+        await SessionRepository(tx).record_attempt(session_id, outcome, store_url=store_url)
+
+
+async def completion_conflict(tx: AsyncSession, session_id: str, now: datetime) -> AppError:
+    """Why completing a session failed: someone completed it first, or it just expired."""
+    session = await tx.get(OnboardingSession, session_id, populate_existing=True)
+    if session is not None and session.status == "connected":
+        return completed()
+    return expired()
+
+
+def expired() -> SessionExpired:
+    return SessionExpired(
+        "This onboarding session has expired. Go back to the app that sent you and start again.",
+    )
+
+
+def completed() -> Conflict:
+    return Conflict(
+        "This store has already been connected in this session.", code="session_completed"
+    )
+
+
+def not_connected() -> Conflict:
+    return Conflict(
+        "This session is not connected yet: submit the store's credentials first.",
+        code="session_not_connected",
+    )

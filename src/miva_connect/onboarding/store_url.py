@@ -1,0 +1,101 @@
+"""Turn what a merchant pastes into the store's JSON API endpoint, or say why not.
+
+Accepted: `host/mm5/json.mvc` without a scheme, `.../mm5`, `.../mm5/`,
+`.../mm5/admin.mvc?...`; all become `https://host/mm5/json.mvc`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+MAX_URL_LENGTH = 2048
+DEFAULT_FOLDER = "mm5"
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9._~%!$&'()*+,;=:@-]+$")
+# Hosts that getaddrinfo reads as IPv4 although they are not dotted quads
+# (2130706433, 0x7f000001, 127.1, 0177.0.0.1): refuse them as names.
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$")
+
+
+class StoreUrlError(ValueError):
+    """`code` is `invalid_store_url` or `store_url_not_allowed`; `reason` says why."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def normalise_store_url(raw: str, *, allow_private: bool) -> str:
+    """The `https://host[:port]/<folder>/json.mvc` endpoint for a pasted URL."""
+    text = raw.strip()
+    if not text or len(text) > MAX_URL_LENGTH or any(c.isspace() or ord(c) < 32 for c in text):
+        raise StoreUrlError("invalid_store_url", "empty, too long, or contains spaces")
+    if "://" not in text:
+        text = "https://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise StoreUrlError("invalid_store_url", "malformed URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise StoreUrlError("invalid_store_url", "the URL must start with https://")
+    if "@" in parts.netloc:
+        raise StoreUrlError("store_url_not_allowed", "it contains a user name or password")
+    host = _host(parts.hostname or "")
+    _check_policy(scheme, host, port, allow_private=allow_private)
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != {"http": 80, "https": 443}[scheme]:
+        netloc += f":{port}"
+    return urlunsplit((scheme, netloc, _endpoint_path(parts.path), "", ""))
+
+
+def _host(hostname: str) -> str:
+    host = hostname.rstrip(".")
+    if not host:
+        raise StoreUrlError("invalid_store_url", "no host name")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise StoreUrlError("invalid_store_url", "the host name is not valid") from None
+    if len(host) > 253 or not all(_LABEL.match(label) for label in host.split(".")):
+        raise StoreUrlError("invalid_store_url", "the host name is not valid")
+    return host
+
+
+def _check_policy(scheme: str, host: str, port: int | None, *, allow_private: bool) -> None:
+    if allow_private:
+        return
+    if scheme != "https":
+        raise StoreUrlError("store_url_not_allowed", "it must use https://")
+    if port not in (None, 443):
+        raise StoreUrlError("store_url_not_allowed", "only the standard https port is allowed")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None:
+        if not address.is_global:
+            raise StoreUrlError("store_url_not_allowed", "it is not a public address")
+    elif host == "localhost" or host.endswith(".localhost") or _NUMERIC_HOST.match(host):
+        raise StoreUrlError("store_url_not_allowed", "it is not a public host name")
+
+
+def _endpoint_path(path: str) -> str:
+    segments = [s for s in path.split("/") if s]
+    if any(s in (".", "..") or not _SEGMENT.match(s) for s in segments):
+        raise StoreUrlError("invalid_store_url", "the path is not valid")
+    if segments and segments[-1].lower().endswith(".mvc"):
+        segments[-1] = "json.mvc"
+    elif segments:
+        segments.append("json.mvc")
+    else:
+        segments = [DEFAULT_FOLDER, "json.mvc"]
+    return "/" + "/".join(segments)
