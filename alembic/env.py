@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from alembic import context
 from sqlalchemy.engine import Connection
 
-from alembic import context
 from miva_connect.db.base import Base
 from miva_connect.db.engine import create_engine
 from miva_connect.settings import Settings

@@ -17,3 +17,13 @@ async def open_session(
     response = await client.post("/v1/sessions", json={"state": state}, auth=channel_auth(channel))
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+def closed_port() -> int:
+    """A loopback port on which nothing listens."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -12,6 +12,7 @@ from miva_connect import __version__
 from miva_connect.commands import check, demo, serve
 from miva_connect.crypto import generate_key
 from miva_connect.errors import AppError
+from miva_connect.logs import configure_logging
 
 
 def _keys_generate(_args: argparse.Namespace) -> int:
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    configure_logging()
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

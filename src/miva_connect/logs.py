@@ -19,7 +19,7 @@ REDACTED = "[redacted]"
 _HANDLER_NAME = "miva-connect"
 _SECRET_KEY = re.compile(r"token|key|secret|signature|authorization|password|cookie|state", re.I)
 _NOT_SECRET = frozenset({"key_id", "key_ids", "event"})
-_MIVA_HEADER = re.compile(r"\b(MIVA(?:-HMAC-SHA(?:1|256))?)\s+[^\s\"',]+", re.I)
+_MIVA_HEADER = re.compile(r"\b(MIVA(?:-HMAC-SHA(?:1|256))?)\s+[^\s\"',]+")
 _BEARER_PATH = re.compile(r"(/connect/sessions/|/v1/sessions/)[A-Za-z0-9_-]{16,}")
 
 

@@ -144,7 +144,7 @@ async def _exchange(
             await response.aclose()
     except httpx.DecodingError:
         raise InvalidResponse("undecodable content encoding") from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise TransportError(type(exc).__name__) from exc
     return response.status_code, _decode(response, content)
 

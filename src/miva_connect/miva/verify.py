@@ -103,8 +103,12 @@ async def _accepts_unsigned(client: MivaClient) -> bool | None:
     return True
 
 
+# Failures of `Store_Load` that are not about the store code (our request was wrong).
+_NOT_STORE_CODE_ERRORS = frozenset({"MER-JSN-00017", "MER-JSN-00024", "invalid_function"})
+
+
 def _store_error(result: Payload) -> MivaError:
     error = api_error_from(result)
-    if isinstance(error, AuthenticationError):
+    if isinstance(error, AuthenticationError) or error.code in _NOT_STORE_CODE_ERRORS:
         return error
     return StoreNotFound(error.code, error.miva_message)

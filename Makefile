@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test install lint pytest clean
+
+run: install .env
+	$(BIN)/miva-connect demo
+
+test: install lint pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --editable '.[dev]'
+	touch $@
+
+# A development key on first run; production keys come from a secret store.
+.env: | install
+	@echo "writing .env with a new development encryption key"
+	@umask 077; echo "MIVA_CONNECT_ENCRYPTION_KEYS=$$($(BIN)/miva-connect keys generate)" > .env
+
+lint:
+	$(BIN)/ruff check src tests alembic
+	$(BIN)/ruff format --check src tests alembic
+	$(BIN)/mypy
+
+pytest:
+	scripts/ensure-postgres.sh
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from miva_connect.channels.service import RegisteredChannel
+from tests.conftest import SandboxServer
+from tests.helpers import closed_port, open_session
+
+
+@pytest.fixture
+def api_offline(sandbox: SandboxServer) -> Iterator[None]:
+    sandbox.state.api_offline = True
+    try:
+        yield
+    finally:
+        sandbox.state.api_offline = False
+
+
+async def submit(client: httpx.AsyncClient, channel: RegisteredChannel, url: str) -> httpx.Response:
+    token = await open_session(client, channel)
+    return await client.post(f"/v1/sessions/{token}/store-url", json={"store_url": url})
+
+
+class TestStoreUrl:
+    @pytest.mark.parametrize(
+        "suffix", ["/mm5/json.mvc", "/mm5", "/mm5/", "/mm5/admin.mvc?Screen=SUTL#x", ""]
+    )
+    async def test_normalises_and_confirms_the_endpoint(
+        self,
+        client: httpx.AsyncClient,
+        channel: RegisteredChannel,
+        sandbox: SandboxServer,
+        suffix: str,
+    ) -> None:
+        response = await submit(client, channel, f"  {sandbox.base_url}{suffix}  ")
+        assert response.status_code == 200, response.text
+        assert response.json() == {"store_url": sandbox.endpoint}
+
+    async def test_session_remembers_the_checked_url(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel, sandbox: SandboxServer
+    ) -> None:
+        token = await open_session(client, channel)
+        await client.post(f"/v1/sessions/{token}/store-url", json={"store_url": sandbox.base_url})
+        session = await client.get(f"/v1/sessions/{token}")
+        assert session.json()["store_url"] == sandbox.endpoint
+
+    async def test_probe_sends_no_credentials(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel, sandbox: SandboxServer
+    ) -> None:
+        before = len(sandbox.state.requests)
+        await submit(client, channel, sandbox.base_url)
+        probes = sandbox.state.requests[before:]
+        assert len(probes) == 1
+        assert probes[0].headers["x-miva-api-authorization"] == "MIVA-CONNECT-PROBE probe"
+        assert probes[0].body == b"{}"
+
+    @pytest.mark.parametrize(
+        ("url", "code"),
+        [
+            ("not a url", "invalid_store_url"),
+            ("ftp://example.com/mm5/", "invalid_store_url"),
+            ("http://user:pass@127.0.0.1/mm5/", "store_url_not_allowed"),
+        ],
+    )
+    async def test_bad_urls_are_refused_before_any_request(
+        self,
+        client: httpx.AsyncClient,
+        channel: RegisteredChannel,
+        sandbox: SandboxServer,
+        url: str,
+        code: str,
+    ) -> None:
+        before = len(sandbox.state.requests)
+        response = await submit(client, channel, url)
+        assert response.status_code == 422
+        error = response.json()["error"]
+        assert (error["code"], error["field"]) == (code, "store_url")
+        assert "Endpoint URL" in error["message"]
+        assert len(sandbox.state.requests) == before
+
+    async def test_nothing_listening_is_store_unreachable(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel
+    ) -> None:
+        response = await submit(client, channel, f"http://127.0.0.1:{closed_port()}/mm5/")
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "store_unreachable"
+
+    async def test_redirect_is_reported_not_followed(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel, sandbox: SandboxServer
+    ) -> None:
+        before = len(sandbox.state.requests)
+        response = await submit(client, channel, f"{sandbox.base_url}/old/mm5/")
+        error = response.json()["error"]
+        assert error["code"] == "store_redirected"
+        assert error["location"].endswith("/mm5/json.mvc")
+        assert error["location"] in error["message"]
+        assert len(sandbox.state.requests) == before + 1
+
+    @pytest.mark.parametrize("path", ["/protected/mm5/", "/html/mm5/", "/empty/mm5/", "/nowhere/"])
+    async def test_what_is_not_a_miva_json_api(
+        self,
+        client: httpx.AsyncClient,
+        channel: RegisteredChannel,
+        sandbox: SandboxServer,
+        path: str,
+    ) -> None:
+        response = await submit(client, channel, sandbox.base_url + path)
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "not_a_miva_store"
+
+    async def test_server_error_is_store_error(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel, sandbox: SandboxServer
+    ) -> None:
+        response = await submit(client, channel, sandbox.base_url + "/broken/mm5/")
+        assert response.json()["error"]["code"] == "store_error"
+
+    @pytest.mark.usefixtures("api_offline")
+    async def test_api_switched_off(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel, sandbox: SandboxServer
+    ) -> None:
+        response = await submit(client, channel, sandbox.base_url)
+        assert response.json()["error"]["code"] == "store_api_offline"

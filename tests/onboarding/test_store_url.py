@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import pytest
+
+from miva_connect.onboarding.store_url import StoreUrlError, normalise_store_url
+
+
+class TestNormalise:
+    @pytest.mark.parametrize(
+        ("pasted", "endpoint"),
+        [
+            ("https://www.example.com/mm5/json.mvc", "https://www.example.com/mm5/json.mvc"),
+            ("www.example.com/mm5/json.mvc", "https://www.example.com/mm5/json.mvc"),
+            ("  www.example.com/mm5/json.mvc\n", "https://www.example.com/mm5/json.mvc"),
+            ("https://www.example.com/mm5", "https://www.example.com/mm5/json.mvc"),
+            ("https://www.example.com/mm5/", "https://www.example.com/mm5/json.mvc"),
+            (
+                "https://www.example.com/mm5/admin.mvc?Screen=SUTL&Store_Code=X#top",
+                "https://www.example.com/mm5/json.mvc",
+            ),
+            ("https://www.example.com/mm5/merchant.mvc", "https://www.example.com/mm5/json.mvc"),
+            ("https://WWW.Example.COM./Merchant2/", "https://www.example.com/Merchant2/json.mvc"),
+            ("https://www.example.com", "https://www.example.com/mm5/json.mvc"),
+            ("https://www.example.com:443/mm5/", "https://www.example.com/mm5/json.mvc"),
+            ("https://bücher.example/mm5/", "https://xn--bcher-kva.example/mm5/json.mvc"),
+            ("HTTPS://shop.example.com/store/json.mvc", "https://shop.example.com/store/json.mvc"),
+        ],
+    )
+    def test_accepts_what_merchants_paste(self, pasted: str, endpoint: str) -> None:
+        assert normalise_store_url(pasted, allow_private=False) == endpoint
+
+    @pytest.mark.parametrize(
+        "pasted",
+        [
+            "",
+            "   ",
+            "not a url",
+            "ftp://example.com/mm5",
+            "https://",
+            "https://exa mple.com/",
+            "https://example.com/mm5/../admin",
+            "https://-bad-.example.com/",
+            "x" * 3000,
+            "https://example.com:99999/mm5",
+            "javascript:alert(1)",
+        ],
+    )
+    def test_rejects_what_is_not_a_url(self, pasted: str) -> None:
+        with pytest.raises(StoreUrlError) as caught:
+            normalise_store_url(pasted, allow_private=False)
+        assert caught.value.code == "invalid_store_url"
+
+    @pytest.mark.parametrize(
+        "pasted",
+        [
+            "http://www.example.com/mm5/",
+            "https://www.example.com:8443/mm5/",
+            "https://user:pass@www.example.com/mm5/",
+            "https://user@www.example.com/mm5/",
+            "https://localhost/mm5/",
+            "https://shop.localhost/mm5/",
+            "https://127.0.0.1/mm5/",
+            "https://10.0.0.8/mm5/",
+            "https://169.254.169.254/mm5/",
+            "https://[::1]/mm5/",
+            "https://[::ffff:127.0.0.1]/mm5/",
+            "https://2130706433/mm5/",
+            "https://0x7f000001/mm5/",
+            "https://127.1/mm5/",
+            "https://0177.0.0.1/mm5/",
+        ],
+    )
+    def test_refuses_private_or_unusual_targets_in_production(self, pasted: str) -> None:
+        with pytest.raises(StoreUrlError) as caught:
+            normalise_store_url(pasted, allow_private=False)
+        assert caught.value.code == "store_url_not_allowed"
+
+    def test_private_networks_allow_http_and_loopback(self) -> None:
+        assert (
+            normalise_store_url("http://127.0.0.1:8100/mm5", allow_private=True)
+            == "http://127.0.0.1:8100/mm5/json.mvc"
+        )
+        assert normalise_store_url("[::1]:8100/mm5/", allow_private=True) == (
+            "https://[::1]:8100/mm5/json.mvc"
+        )
+
+    def test_user_info_is_refused_even_on_private_networks(self) -> None:
+        with pytest.raises(StoreUrlError) as caught:
+            normalise_store_url("http://u:p@127.0.0.1:8100/mm5", allow_private=True)
+        assert caught.value.code == "store_url_not_allowed"
+
+    def test_public_ip_literal_is_accepted(self) -> None:
+        assert (
+            normalise_store_url("https://93.184.216.34/mm5/", allow_private=False)
+            == "https://93.184.216.34/mm5/json.mvc"
+        )
