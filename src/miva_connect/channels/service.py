@@ -14,11 +14,13 @@ from miva_connect.db.engine import Database
 from miva_connect.db.models import Channel
 from miva_connect.db.repositories import ChannelRepository, MerchantRepository
 from miva_connect.errors import Conflict, InvalidRequest, NotFound, Unauthorized
-from miva_connect.onboarding.tokens import MAX_TOKEN_LENGTH, matches, new_token, token_hash
+from miva_connect.tokens import MAX_TOKEN_LENGTH, matches, new_token, token_hash
 
 log = structlog.get_logger(__name__)
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+# `/connect/sessions/...` is the session page, so no channel may be called "sessions".
+RESERVED_SLUGS = frozenset({"sessions"})
 # Compared against when the channel id is unknown, so both paths cost one hash check.
 _UNKNOWN_CHANNEL_HASH = token_hash("unknown-channel")
 
@@ -47,6 +49,17 @@ class MerchantView:
     created_at: datetime
     updated_at: datetime
     connected_at: datetime
+
+
+def is_slug(value: str) -> bool:
+    return bool(_SLUG.match(value))
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def slugify(name: str) -> str:
@@ -89,7 +102,7 @@ class ChannelService:
         if not name or len(name) > 200:
             raise InvalidRequest("A channel needs a name (at most 200 characters).", field="name")
         slug = slug.strip().lower() if slug else slugify(name)
-        if not _SLUG.match(slug):
+        if not is_slug(slug) or slug in RESERVED_SLUGS:
             raise InvalidRequest(
                 "A slug is 1 to 64 lower-case letters, digits and inner hyphens.", field="slug"
             )
@@ -126,7 +139,7 @@ class ChannelService:
 
     async def authenticate(self, channel_id: str, secret: str) -> Channel:
         channel = None
-        if 0 < len(channel_id) <= 64 and 0 < len(secret) <= MAX_TOKEN_LENGTH:
+        if _is_uuid(channel_id) and 0 < len(secret) <= MAX_TOKEN_LENGTH:
             async with self._db.transaction() as tx:
                 channel = await ChannelRepository(tx).get(channel_id)
         expected = channel.secret_hash if channel else _UNKNOWN_CHANNEL_HASH
@@ -136,8 +149,10 @@ class ChannelService:
 
     async def merchant(self, channel: Channel, merchant_id: str) -> MerchantView:
         """A merchant connected through this channel; never any secret."""
-        async with self._db.transaction() as tx:
-            merchant = await MerchantRepository(tx).get_linked(merchant_id, channel.id)
+        merchant = None
+        if _is_uuid(merchant_id):
+            async with self._db.transaction() as tx:
+                merchant = await MerchantRepository(tx).get_linked(merchant_id, channel.id)
         if merchant is None:
             raise NotFound("No merchant with this id is connected through your channel.")
         return MerchantView(

@@ -19,14 +19,22 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for Postgres (asyncpg) or SQLite (aiosqlite)."""
+    """An async engine for Postgres (asyncpg) or SQLite (aiosqlite).
+
+    Parameters are hidden from SQL errors and echo: they hold hashes, ciphertexts, state.
+    """
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+            url,
+            echo=echo,
+            hide_parameters=True,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
         )
         _serialise_sqlite_writes(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_recycle=1800)
+    return create_async_engine(
+        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_recycle=1800
+    )
 
 
 def _serialise_sqlite_writes(engine: AsyncEngine) -> None:

@@ -10,21 +10,24 @@ from datetime import datetime, timedelta
 import structlog
 
 from miva_connect import miva
+from miva_connect.channels.service import is_slug
 from miva_connect.crypto import CredentialCipher
 from miva_connect.db.base import utcnow
 from miva_connect.db.engine import Database
 from miva_connect.db.models import Channel, OnboardingSession
 from miva_connect.db.repositories import ChannelRepository, MerchantRepository, SessionRepository
-from miva_connect.errors import AppError, NotFound, ValidationFailed
+from miva_connect.errors import AppError, InvalidRequest, NotFound, ValidationFailed
 from miva_connect.onboarding import sessions
 from miva_connect.onboarding.credentials import StoreCredentials, endpoint_for, prepare_credentials
 from miva_connect.onboarding.messages import message
 from miva_connect.onboarding.redirects import with_query
 from miva_connect.onboarding.results import Connection, OpenedSession, SessionView
-from miva_connect.onboarding.tokens import new_token, token_hash
 from miva_connect.onboarding.validation import StoreValidator, warnings_for
+from miva_connect.tokens import new_token, token_hash
 
 log = structlog.get_logger(__name__)
+
+MAX_STATE_LENGTH = 512
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class OnboardingService:
         self._allow_private = config.allow_private_networks
 
     async def open_session(self, channel: Channel, state: str) -> OpenedSession:
+        _check_state(state)
         token = new_token()
         expires_at = self._clock() + self._config.session_ttl
         async with self._db.transaction() as tx:
@@ -71,8 +75,10 @@ class OnboardingService:
         return OpenedSession(token, self.connect_url(token), expires_at)
 
     async def open_session_for_slug(self, slug: str, state: str) -> OpenedSession:
-        async with self._db.transaction() as tx:
-            channel = await ChannelRepository(tx).get_by_slug(slug)
+        channel = None
+        if is_slug(slug):
+            async with self._db.transaction() as tx:
+                channel = await ChannelRepository(tx).get_by_slug(slug)
         if channel is None:
             raise NotFound("No channel is registered under this link.", code="channel_not_found")
         return await self.open_session(channel, state)
@@ -195,3 +201,13 @@ class OnboardingService:
             "updated_at": now,
             "connected_at": now,
         }
+
+
+def _check_state(state: str) -> None:
+    # Returned unchanged to the channel; only what a database text column cannot hold is refused.
+    if len(state) > MAX_STATE_LENGTH or "\x00" in state:
+        raise InvalidRequest(
+            f"state must be at most {MAX_STATE_LENGTH} characters, without NUL characters.",
+            code="invalid_state",
+            field="state",
+        )

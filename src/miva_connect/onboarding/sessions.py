@@ -11,7 +11,7 @@ from miva_connect.db.engine import Database
 from miva_connect.db.models import Channel, OnboardingSession
 from miva_connect.db.repositories import SessionRepository
 from miva_connect.errors import AppError, Conflict, NotFound, SessionExpired
-from miva_connect.onboarding.tokens import MAX_TOKEN_LENGTH, token_hash
+from miva_connect.tokens import MAX_TOKEN_LENGTH, token_hash
 
 
 @dataclass(frozen=True)

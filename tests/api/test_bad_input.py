@@ -1,0 +1,121 @@
+"""Bad input gets a clear 4xx, never a 500, on every endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from miva_connect.channels.service import RegisteredChannel
+from tests.helpers import channel_auth, open_session
+
+ODD_STRINGS = [
+    "",
+    " ",
+    "\x00",
+    "nul\x00inside",
+    "\u2028",
+    "é" * 300,
+    "🙂" * 200,
+    "a" * 4096,
+    "../../etc/passwd",
+    "%00%2e%2e",
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+]
+ODD_VALUES: list[Any] = [*ODD_STRINGS, None, 0, -1, 1e308, True, [], {}, ["x"], {"a": "b"}]
+ODD_BODIES: list[bytes] = [
+    b"",
+    b"null",
+    b"[]",
+    b'"text"',
+    b"{",
+    b'{"a":' * 200 + b"1" + b"}" * 200,
+    b"\xff\xfe\x00",
+    b'{"store_url": "\\ud800"}',
+]
+
+
+def bodies(fields: list[str]) -> list[Any]:
+    cases: list[Any] = []
+    for value in ODD_VALUES:
+        cases.append(dict.fromkeys(fields, value))
+        cases.append({fields[0]: value})
+    return cases
+
+
+def assert_clear(response: httpx.Response) -> None:
+    assert response.status_code < 500, (response.request.url.path, response.text)
+    if response.status_code >= 400:
+        error = response.json()["error"]
+        assert error["code"]
+        assert error["message"]
+
+
+class TestNoServerErrors:
+    async def test_session_creation(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel
+    ) -> None:
+        for body in bodies(["state"]):
+            assert_clear(await client.post("/v1/sessions", json=body, auth=channel_auth(channel)))
+        for raw in ODD_BODIES:
+            assert_clear(
+                await client.post(
+                    "/v1/sessions",
+                    content=raw,
+                    headers={"content-type": "application/json"},
+                    auth=channel_auth(channel),
+                )
+            )
+
+    async def test_merchant_steps(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel
+    ) -> None:
+        session = await open_session(client, channel)
+        for body in bodies(["store_url"]):
+            assert_clear(await client.post(f"/v1/sessions/{session}/store-url", json=body))
+        for body in bodies(["store_code", "api_key", "signing_key", "store_url"]):
+            assert_clear(await client.post(f"/v1/sessions/{session}/credentials", json=body))
+        for raw in ODD_BODIES:
+            for step in ("store-url", "credentials"):
+                assert_clear(
+                    await client.post(
+                        f"/v1/sessions/{session}/{step}",
+                        content=raw,
+                        headers={"content-type": "application/json"},
+                    )
+                )
+
+    @pytest.mark.parametrize("raw", [s for s in ODD_STRINGS if s])
+    async def test_path_and_query_values(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel, raw: str
+    ) -> None:
+        auth = channel_auth(channel)
+        value = quote(raw, safe="")
+        for method, path, params in [
+            ("GET", f"/v1/sessions/{value}", None),
+            ("GET", f"/v1/sessions/{value}/redirect", None),
+            ("POST", f"/v1/sessions/{value}/store-url", None),
+            ("GET", f"/connect/{value}", {"state": "x"}),
+            ("GET", f"/connect/{channel.slug}", {"state": raw}),
+            ("GET", f"/connect/sessions/{value}", None),
+            ("GET", f"/v1/merchants/{value}", None),
+        ]:
+            response = await client.request(
+                method, path, params=params, auth=auth, json={"store_url": "x"}
+            )
+            assert_clear(response)
+
+    async def test_wrong_channel_credentials_of_any_shape(self, client: httpx.AsyncClient) -> None:
+        for user, password in [("", ""), ("\x00", "\x00"), ("a" * 5000, "b" * 5000), ("é", "🙂")]:
+            response = await client.post(
+                "/v1/sessions", json={"state": "s"}, auth=httpx.BasicAuth(user, password)
+            )
+            assert response.status_code == 401
+        for header in ["Basic", "Basic !!!", "Bearer x", "Basic " + "A" * 10000]:
+            response = await client.post(
+                "/v1/sessions", json={"state": "s"}, headers={"Authorization": header}
+            )
+            assert response.status_code == 401
