@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -128,6 +129,19 @@ async def database_url(
     finally:
         if request.param == "postgres":
             await _drop_postgres_database(url)
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+async def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of its own, for tests that need the whole database to themselves."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+        return
+    url = await _create_postgres_database()
+    try:
+        yield url
+    finally:
+        await _drop_postgres_database(url)
 
 
 async def _upgrade(url: str) -> None:

@@ -55,6 +55,13 @@ class TestKeysAndChannels:
         assert result.returncode == 0
         Fernet(result.stdout.strip())
 
+    def test_keys_rotate_reports_what_it_did(self, env: dict[str, str], tmp_path: Path) -> None:
+        env["MIVA_CONNECT_ENCRYPTION_KEYS"] = f"{canaries.fernet_key()},{canaries.fernet_key()}"
+        assert cli("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+        result = cli("keys", "rotate", env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {"rotated": 0, "failed_merchant_ids": []}
+
     def test_channels_add_prints_the_secret_once_and_stores_its_hash(
         self, env: dict[str, str], tmp_path: Path
     ) -> None:

@@ -20,6 +20,12 @@ def _keys_generate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_rotate(_args: argparse.Namespace) -> int:
+    report = asyncio.run(serve.rotate_keys(serve.load_settings()))
+    print(json.dumps({"rotated": report.rotated, "failed_merchant_ids": report.failed}))
+    return 1 if report.failed else 0
+
+
 def _db_upgrade(_args: argparse.Namespace) -> int:
     from miva_connect.db.migrations import upgrade
 
@@ -75,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     keys_commands.add_parser("generate", help="print a new Fernet key").set_defaults(
         handler=_keys_generate
     )
+    keys_commands.add_parser(
+        "rotate", help="re-encrypt stored credentials under the first key of the ring"
+    ).set_defaults(handler=_keys_rotate)
 
     channels = commands.add_parser("channels", help="channels")
     channel_commands = channels.add_subparsers(dest="channels_command", required=True)

@@ -11,6 +11,7 @@ from miva_connect.app import build_cipher, create_app
 from miva_connect.channels.service import ChannelService, RegisteredChannel
 from miva_connect.crypto import EncryptionKeyError
 from miva_connect.db.engine import Database, create_engine
+from miva_connect.keyring import RotationReport, rotate_credentials
 from miva_connect.settings import Settings
 
 
@@ -59,6 +60,15 @@ def serve(args: argparse.Namespace) -> int:
     check_startup(settings)
     uvicorn.Server(uvicorn_config(create_app(settings), args.host, args.port)).run()
     return 0
+
+
+async def rotate_keys(settings: Settings) -> RotationReport:
+    check_startup(settings)
+    db = Database(create_engine(settings.database_url))
+    try:
+        return await rotate_credentials(db, build_cipher(settings))
+    finally:
+        await db.dispose()
 
 
 async def register_channel(

@@ -138,6 +138,18 @@ class MerchantRepository:
             .on_conflict_do_nothing(index_elements=["channel_id", "merchant_id"])
         )
 
+    async def needing_rotation(self, primary_key_id: str, after: str, limit: int) -> list[Merchant]:
+        """Merchants encrypted under another key, in id order after `after`, locked."""
+        return list(
+            await self.session.scalars(
+                select(Merchant)
+                .where(Merchant.key_id != primary_key_id, Merchant.id > after)
+                .order_by(Merchant.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+
 
 class EncryptionCheckRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -145,6 +157,11 @@ class EncryptionCheckRepository:
 
     async def get(self) -> EncryptionCheck | None:
         return await self.session.get(EncryptionCheck, 1)
+
+    async def replace(self, ciphertext: str) -> None:
+        await self.session.execute(
+            update(EncryptionCheck).where(EncryptionCheck.id == 1).values(ciphertext=ciphertext)
+        )
 
     async def add_if_absent(self, ciphertext: str) -> None:
         await self.session.execute(
