@@ -21,6 +21,7 @@ from miva_connect.db.migrations import head_revision
 from miva_connect.health import Readiness
 from miva_connect.logs import configure_logging
 from miva_connect.middleware import RequestIdMiddleware
+from miva_connect.miva.http import store_http_client
 from miva_connect.onboarding.service import OnboardingConfig, OnboardingService
 from miva_connect.onboarding.validation import StoreValidator
 from miva_connect.settings import Settings, get_settings
@@ -43,14 +44,7 @@ def build_cipher(settings: Settings) -> CredentialCipher:
 def miva_http_client(
     settings: Settings, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
-    """The client for merchants' stores: explicit timeouts, no redirects, no proxy from env."""
-    return httpx.AsyncClient(
-        transport=transport or httpx.AsyncHTTPTransport(retries=0),
-        timeout=httpx.Timeout(settings.miva_timeout_seconds, connect=5.0, pool=5.0),
-        follow_redirects=False,
-        trust_env=False,
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-    )
+    return store_http_client(timeout=settings.miva_timeout_seconds, transport=transport)
 
 
 def create_app(

@@ -72,8 +72,3 @@ class Conflict(AppError):
 class SessionExpired(AppError):
     status_code = 410
     default_code = "session_expired"
-
-
-class ServiceUnavailable(AppError):
-    status_code = 503
-    default_code = "service_unavailable"

@@ -1,8 +1,8 @@
 """Structured logs (JSON in production, readable in development) that never carry a secret.
 
-Every record, ours and the libraries' (uvicorn, httpx, SQLAlchemy), passes through
-`redact`: values under secret-looking keys are replaced, and Miva authorization
-header values are masked wherever they appear in text.
+Every record that reaches our handler, ours and the libraries' (uvicorn, httpx,
+SQLAlchemy), passes through `redact`: values under secret-looking keys are replaced,
+and Miva authorization headers and session tokens in URL paths are masked in text.
 """
 
 from __future__ import annotations

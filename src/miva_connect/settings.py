@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./miva-connect.db"
@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     )
 
     environment: Literal["development", "production"] = "development"
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     allow_private_networks: bool = False
     egress_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -35,15 +35,19 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    @field_validator("encryption_keys", mode="before")
+    @field_validator("encryption_keys", "egress_ips", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
+    def _split(cls, value: object) -> object:
         return _split_commas(value)
 
-    @field_validator("egress_ips", mode="before")
-    @classmethod
-    def _split_ips(cls, value: object) -> object:
-        return _split_commas(value)
+    @model_validator(mode="after")
+    def _production_is_strict(self) -> Settings:
+        if self.environment == "production":
+            if self.allow_private_networks:
+                raise ValueError("ALLOW_PRIVATE_NETWORKS must be false in production")
+            if self.public_url.scheme != "https":
+                raise ValueError("PUBLIC_URL must be https in production")
+        return self
 
     @field_validator("database_url")
     @classmethod

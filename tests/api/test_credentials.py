@@ -328,6 +328,8 @@ class TestInputChecks:
         [
             ({"store_code": "  "}, "invalid_store_code", "store_code"),
             ({"store_code": "S" * 65}, "invalid_store_code", "store_code"),
+            ({"store_code": "straße"}, "invalid_store_code", "store_code"),
+            ({"store_code": "MY STORE"}, "invalid_store_code", "store_code"),
             ({"api_key": "has space"}, "invalid_api_key", "api_key"),
             ({"api_key": "has:colon"}, "invalid_api_key", "api_key"),
             ({"api_key": ""}, "invalid_api_key", "api_key"),

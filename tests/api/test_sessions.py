@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from miva_connect.channels.service import RegisteredChannel
 from miva_connect.db.engine import Database
 from miva_connect.db.models import OnboardingSession
+from tests.conftest import SandboxServer
 from tests.helpers import channel_auth, open_session
 
 
@@ -118,6 +119,27 @@ class TestReadSession:
             response = await client.request(method, f"/v1/sessions/{token}{path}", json=body)
             assert response.status_code == 410, path
             assert response.json()["error"]["code"] == "session_expired"
+
+
+class TestExpiry:
+    async def test_a_connected_session_expires_too(
+        self,
+        client: httpx.AsyncClient,
+        channel: RegisteredChannel,
+        database: Database,
+        sandbox: SandboxServer,
+    ) -> None:
+        store, token = sandbox.new_store(), sandbox.new_token()
+        session = await open_session(client, channel)
+        body = {
+            "store_url": sandbox.endpoint,
+            "store_code": store.code,
+            "api_key": token.access_token,
+            "signing_key": token.signing_key,
+        }
+        assert (await client.post(f"/v1/sessions/{session}/credentials", json=body)).is_success
+        await expire(database, session)
+        assert (await client.get(f"/v1/sessions/{session}/redirect")).status_code == 410
 
 
 class TestBrowserEntry:

@@ -95,7 +95,8 @@ class TestStoreUrl:
         response = await submit(client, channel, f"{sandbox.base_url}/old/mm5/")
         error = response.json()["error"]
         assert error["code"] == "store_redirected"
-        assert error["location"].endswith("/mm5/json.mvc")
+        # Scheme, host and port only: the rest of a Location is the store's text.
+        assert error["location"] == sandbox.base_url.replace("http://", "https://")
         assert error["location"] in error["message"]
         assert len(sandbox.state.requests) == before + 1
 

@@ -89,6 +89,11 @@ class TestNormalise:
             normalise_store_url("http://u:p@127.0.0.1:8100/mm5", allow_private=True)
         assert caught.value.code == "store_url_not_allowed"
 
+    def test_the_normalised_endpoint_must_fit_too(self) -> None:
+        pasted = "https://www.example.com/" + "a" * (2048 - len("https://www.example.com/"))
+        with pytest.raises(StoreUrlError):
+            normalise_store_url(pasted, allow_private=False)
+
     def test_public_ip_literal_is_accepted(self) -> None:
         assert (
             normalise_store_url("https://93.184.216.34/mm5/", allow_private=False)

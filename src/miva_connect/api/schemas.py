@@ -7,9 +7,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from miva_connect.onboarding.service import MAX_STATE_LENGTH
+
 
 class SessionCreate(BaseModel):
-    state: str = Field(default="", max_length=512, description="Opaque; returned unchanged.")
+    state: str = Field(
+        default="", max_length=MAX_STATE_LENGTH, description="Opaque; returned unchanged."
+    )
 
 
 class SessionCreated(BaseModel):
@@ -35,8 +39,6 @@ class StoreUrlChecked(BaseModel):
 
 
 class CredentialsSubmit(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True)
-
     store_code: str = Field(max_length=1024, examples=["MYSTORE"])
     api_key: SecretStr = Field(max_length=1024, description="The token's Access Token.")
     signing_key: SecretStr = Field(

@@ -28,11 +28,13 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as error:
         raise ConfigurationError(
-            [
-                f"MIVA_CONNECT_{str(item['loc'][0]).upper()}: {item['msg']}"
-                for item in error.errors(include_input=False, include_url=False)
-            ]
+            [_problem(item["loc"], item["msg"]) for item in error.errors(include_input=False)]
         ) from None
+
+
+def _problem(location: tuple[int | str, ...], text: str) -> str:
+    text = text.removeprefix("Value error, ")
+    return f"MIVA_CONNECT_{str(location[0]).upper()}: {text}" if location else text
 
 
 def check_startup(settings: Settings) -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,23 +18,20 @@ from sqlalchemy.ext.asyncio import (
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str) -> AsyncEngine:
     """An async engine for Postgres (asyncpg) or SQLite (aiosqlite).
 
-    Parameters are hidden from SQL errors and echo: they hold hashes, ciphertexts, state.
+    Parameters are hidden from SQL errors: they hold hashes, ciphertexts and `state`.
     """
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url,
-            echo=echo,
             hide_parameters=True,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
         )
         _serialise_sqlite_writes(engine)
         return engine
-    return create_async_engine(
-        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_recycle=1800
-    )
+    return create_async_engine(url, hide_parameters=True, pool_pre_ping=True, pool_recycle=1800)
 
 
 def _serialise_sqlite_writes(engine: AsyncEngine) -> None:
@@ -65,10 +62,6 @@ class Database:
         """A session in a transaction: committed on success, rolled back on error."""
         async with self._sessions() as session, session.begin():
             yield session
-
-    async def ping(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -15,8 +14,8 @@ _REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def alembic_config(database_url: str) -> Config:
-    """The project's Alembic config, found next to the sources or in the working directory."""
-    for candidate in (Path.cwd() / "alembic.ini", _REPO_ROOT / "alembic.ini"):
+    """The project's Alembic config: next to the sources, else in the working directory."""
+    for candidate in (_REPO_ROOT / "alembic.ini", Path.cwd() / "alembic.ini"):
         if candidate.is_file():
             config = Config(str(candidate))
             break
@@ -29,10 +28,6 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Apply migrations (blocking: it runs its own event loop)."""
     command.upgrade(alembic_config(database_url), revision)
-
-
-async def upgrade_async(database_url: str, revision: str = "head") -> None:
-    await asyncio.to_thread(upgrade, database_url, revision)
 
 
 def head_revision(database_url: str) -> str | None:

@@ -49,6 +49,9 @@ class SessionRepository:
         await self.session.flush()
         return onboarding
 
+    async def get(self, session_id: str) -> OnboardingSession | None:
+        return await self.session.get(OnboardingSession, session_id, populate_existing=True)
+
     async def get_by_token_hash(self, token_hash: str) -> tuple[OnboardingSession, Channel] | None:
         row = (
             await self.session.execute(

@@ -19,6 +19,7 @@ from miva_connect.miva.errors import (
     TokenDisabled,
     TransportError,
 )
+from miva_connect.miva.http import store_http_client
 from miva_connect.miva.verify import ROLE_GROUP_PROBES, Verification, verify_credentials
 
 __all__ = [
@@ -46,5 +47,6 @@ __all__ = [
     "decode_signing_key",
     "encode_body",
     "probe",
+    "store_http_client",
     "verify_credentials",
 ]

@@ -86,11 +86,9 @@ class MivaClient:
                 self._http, self.endpoint, body, auth=self.auth, headers=headers
             )
             if isinstance(payload, dict):
-                raise (
-                    api_error_from(payload)
-                    if not is_success(payload)
-                    else InvalidResponse("expected a JSON array for a multicall")
-                )
+                if not is_success(payload):
+                    raise api_error_from(payload)  # refused as a whole: one object
+                raise InvalidResponse("expected a JSON array for a multicall")
             if not payload and status == 206:
                 raise InvalidResponse("partial multicall reply with no progress")
             results.extend(_objects(payload))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from miva_connect.miva.client import MivaClient, Payload, is_success
 from miva_connect.miva.errors import (
-    AuthenticationError,
+    ApiError,
     InvalidResponse,
     MivaError,
     SignatureRequired,
@@ -89,7 +89,15 @@ async def _signed_check(
         denied.add(function)
     data = store.get("data")
     identity = data if isinstance(data, dict) else {}
-    return str(identity.get("code") or client.store_code), str(identity.get("name") or ""), denied
+    code = _text(identity.get("code"), MAX_CODE_LENGTH) or client.store_code
+    return code, _text(identity.get("name"), MAX_NAME_LENGTH), denied
+
+
+def _text(value: object, limit: int) -> str:
+    """A store-supplied string made safe to store and show: printable, bounded."""
+    if not isinstance(value, str):
+        return ""
+    return "".join(c for c in value if c.isprintable())[:limit].strip()
 
 
 async def _accepts_unsigned(client: MivaClient) -> bool | None:
@@ -103,12 +111,17 @@ async def _accepts_unsigned(client: MivaClient) -> bool | None:
     return True
 
 
+MAX_NAME_LENGTH = 200
+MAX_CODE_LENGTH = 64
+
 # Failures of `Store_Load` that are not about the store code (our request was wrong).
 _NOT_STORE_CODE_ERRORS = frozenset({"MER-JSN-00017", "MER-JSN-00024", "invalid_function"})
 
 
 def _store_error(result: Payload) -> MivaError:
+    """A failed `Store_Load` inside the multicall: the request passed authentication, so an
+    `access_denied` here means the token may not open this store, not a bad token."""
     error = api_error_from(result)
-    if isinstance(error, AuthenticationError) or error.code in _NOT_STORE_CODE_ERRORS:
-        return error
+    if error.code in _NOT_STORE_CODE_ERRORS:
+        return ApiError(error.code, error.miva_message)
     return StoreNotFound(error.code, error.miva_message)

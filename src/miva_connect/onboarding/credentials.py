@@ -23,6 +23,11 @@ class StoreCredentials:
     api_key: str
     signing_key: str
 
+    @property
+    def store_code_key(self) -> str:
+        """Miva looks store codes up case-insensitively: one merchant per upper-cased code."""
+        return self.store_code.upper()
+
     def __repr__(self) -> str:
         return f"StoreCredentials(store_url={self.store_url!r}, store_code={self.store_code!r})"
 
@@ -62,7 +67,8 @@ def prepare_credentials(
 
 
 def _check_store_code(code: str) -> None:
-    if not code or len(code) > MAX_STORE_CODE_LENGTH or not code.isprintable():
+    # ASCII only: store codes are compared upper-cased, and `"ß".upper()` is two letters.
+    if not 0 < len(code) <= MAX_STORE_CODE_LENGTH or not all("!" <= c <= "~" for c in code):
         raise ValidationFailed(
             message("invalid_store_code_format"), code="invalid_store_code", field="store_code"
         )

@@ -56,8 +56,8 @@ MESSAGES: dict[str, str] = {
         "right, or widen the token's timestamp window, then try again."
     ),
     "invalid_store_code": (
-        "Your store has no store with that Store Code. Find it in your Miva admin under "
-        "Settings > Store Settings, Store Details tab, Identification section."
+        "This token cannot open a store with that Store Code. Check the code in your Miva "
+        "admin under Settings > Store Settings, Store Details tab, Identification section."
     ),
     "missing_permissions": (
         "The token is missing these Role-Based Groups: {groups}. Open the token in {screen}, "
@@ -73,8 +73,8 @@ MESSAGES: dict[str, str] = {
     ),
     "store_url_required": "Enter your store's Endpoint URL first. " + ENDPOINT_HINT,
     "invalid_store_code_format": (
-        "Enter your Store Code (Settings > Store Settings, Identification section); "
-        "it is at most 64 characters."
+        "Enter your Store Code (Settings > Store Settings, Identification section): "
+        "at most 64 letters, digits or punctuation, without spaces."
     ),
     "invalid_api_key": (
         "Enter the token's Access Token as the API Key ({screen}, Settings tab), without spaces."
@@ -84,6 +84,14 @@ MESSAGES: dict[str, str] = {
         "checked. For better security, open the token ({screen}, Settings tab) and choose "
         "Require Signature with Key."
     ),
+}
+
+
+# What sits in front of a store (HTTP auth, a WAF, a wrong path) answers these, not json.mvc.
+NOT_MIVA_DETAILS: dict[int, str] = {
+    401: " (it asked for a password: is the site password-protected?)",
+    403: " (it refused access)",
+    404: "",
 }
 
 

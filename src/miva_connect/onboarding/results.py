@@ -27,7 +27,7 @@ class SessionView:
 
 
 @dataclass(frozen=True)
-class Warning:
+class Notice:
     code: str
     message: str
 
@@ -37,5 +37,5 @@ class Connection:
     merchant_id: str
     store_name: str
     redirect_url: str
-    warnings: list[Warning] = field(default_factory=list)
+    warnings: list[Notice] = field(default_factory=list)
     status: str = "connected"

@@ -16,10 +16,9 @@ from miva_connect.db.base import utcnow
 from miva_connect.db.engine import Database
 from miva_connect.db.models import Channel, OnboardingSession
 from miva_connect.db.repositories import ChannelRepository, MerchantRepository, SessionRepository
-from miva_connect.errors import AppError, InvalidRequest, NotFound, ValidationFailed
+from miva_connect.errors import AppError, InvalidRequest, NotFound
 from miva_connect.onboarding import sessions
 from miva_connect.onboarding.credentials import StoreCredentials, endpoint_for, prepare_credentials
-from miva_connect.onboarding.messages import message
 from miva_connect.onboarding.redirects import with_query
 from miva_connect.onboarding.results import Connection, OpenedSession, SessionView
 from miva_connect.onboarding.validation import StoreValidator, warnings_for
@@ -163,14 +162,13 @@ class OnboardingService:
         now: datetime,
     ) -> str:
         """One merchant per store: insert it, or replace the credentials of the known one."""
-        code_key = credentials.store_code.upper()
         new_id = str(uuid.uuid4())
         values = self._merchant_values(new_id, credentials, verification, now)
         if await merchants.insert_if_absent({**values, "id": new_id, "created_at": now}):
             return new_id
-        existing = await merchants.lock_by_store(credentials.store_url, code_key)
-        if existing is None:  # deleted between the two statements
-            raise ValidationFailed(message("store_error"), code="store_error")
+        existing = await merchants.lock_by_store(credentials.store_url, credentials.store_code_key)
+        if existing is None:  # the insert conflicted, and merchants are never deleted
+            raise RuntimeError("merchant row vanished during upsert")
         await merchants.update(
             existing.id, self._merchant_values(existing.id, credentials, verification, now)
         )
@@ -190,7 +188,7 @@ class OnboardingService:
         return {
             "store_url": credentials.store_url,
             "store_code": credentials.store_code,
-            "store_code_key": credentials.store_code.upper(),
+            "store_code_key": credentials.store_code_key,
             "store_name": verification.store_name,
             "status": "connected",
             "api_key_ciphertext": seal("api_key", credentials.api_key),

@@ -33,10 +33,10 @@ async def load(db: Database, token: str, now: datetime) -> FoundSession:
             code="session_not_found",
         )
     session, channel = found
-    status = session.status
-    if status == "pending" and session.expires_at <= now:
+    # Connected sessions expire too: their URLs carry `state` and `merchant_id`.
+    if session.expires_at <= now:
         raise expired()
-    return FoundSession(session, channel, status)
+    return FoundSession(session, channel, session.status)
 
 
 async def load_pending(db: Database, token: str, now: datetime) -> FoundSession:
@@ -57,7 +57,7 @@ async def record(
 
 async def completion_conflict(tx: AsyncSession, session_id: str, now: datetime) -> AppError:
     """Why completing a session failed: someone completed it first, or it just expired."""
-    session = await tx.get(OnboardingSession, session_id, populate_existing=True)
+    session = await SessionRepository(tx).get(session_id)
     if session is not None and session.status == "connected":
         return completed()
     return expired()

@@ -50,7 +50,10 @@ def normalise_store_url(raw: str, *, allow_private: bool) -> str:
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != {"http": 80, "https": 443}[scheme]:
         netloc += f":{port}"
-    return urlunsplit((scheme, netloc, _endpoint_path(parts.path), "", ""))
+    endpoint = urlunsplit((scheme, netloc, _endpoint_path(parts.path), "", ""))
+    if len(endpoint) > MAX_URL_LENGTH:
+        raise StoreUrlError("invalid_store_url", "too long")
+    return endpoint
 
 
 def _host(hostname: str) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -12,11 +14,13 @@ import structlog
 from miva_connect import miva
 from miva_connect.errors import ValidationFailed
 from miva_connect.onboarding.credentials import StoreCredentials
-from miva_connect.onboarding.messages import allowed_ips_text, message
-from miva_connect.onboarding.results import Warning
+from miva_connect.onboarding.messages import NOT_MIVA_DETAILS, allowed_ips_text, message
+from miva_connect.onboarding.results import Notice
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+_HOST = re.compile(r"[A-Za-z0-9.:-]{1,255}")
+_MIVA_CODE = re.compile(r"access_denied|api_offline|invalid_function|MER-[A-Z0-9-]{1,40}")
 
 _AUTH_FAILURES: dict[type[miva.MivaError], tuple[str, str | None]] = {
     miva.AccessDenied: ("access_denied", "api_key"),
@@ -27,14 +31,12 @@ _AUTH_FAILURES: dict[type[miva.MivaError], tuple[str, str | None]] = {
     miva.StoreNotFound: ("invalid_store_code", "store_code"),
     miva.ApiOffline: ("store_api_offline", "store_url"),
 }
-# What sits in front of a store (basic auth, a WAF, a wrong path) rather than json.mvc.
-_NOT_MIVA_STATUSES = {401: " (it asked for a password)", 403: " (it refused access)", 404: ""}
 
 
-def warnings_for(verification: miva.Verification) -> list[Warning]:
+def warnings_for(verification: miva.Verification) -> list[Notice]:
     """What a merchant should know although the store accepted the credentials."""
     if verification.signature_enforced is False:
-        return [Warning("signature_not_enforced", message("signature_not_enforced"))]
+        return [Notice("signature_not_enforced", message("signature_not_enforced"))]
     return []
 
 
@@ -89,15 +91,15 @@ class StoreValidator:
         if isinstance(error, miva.TransportError):
             return _store_url_failure("store_unreachable")
         if isinstance(error, miva.Redirected):
-            location = _printable(error.location or "")[:300] or "an unknown address"
+            location = _origin(error.location)
             return _store_url_failure(
                 "store_redirected", location=location, extra={"location": location}
             )
         if isinstance(error, miva.InvalidResponse):
             return _store_url_failure("not_a_miva_store", detail="")
-        if isinstance(error, miva.HttpStatusError) and error.status_code in _NOT_MIVA_STATUSES:
+        if isinstance(error, miva.HttpStatusError) and error.status_code in NOT_MIVA_DETAILS:
             return _store_url_failure(
-                "not_a_miva_store", detail=_NOT_MIVA_STATUSES[error.status_code]
+                "not_a_miva_store", detail=NOT_MIVA_DETAILS[error.status_code]
             )
         return ValidationFailed(message("store_error"), code="store_error")
 
@@ -108,14 +110,25 @@ def _store_url_failure(
     return ValidationFailed(message(code, **values), code=code, field="store_url", extra=extra)
 
 
-def _printable(text: str) -> str:
-    return "".join(c for c in text if c.isprintable())
+def _origin(location: str | None) -> str:
+    """Scheme, host and port of a redirect: enough to fix the URL, no room for other text."""
+    try:
+        parts = urlsplit(location or "")
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return "another address"
+    if parts.scheme not in ("http", "https") or not _HOST.fullmatch(host):
+        return "another address"
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{netloc}" + (f":{port}" if port else "")
 
 
 def _details(error: miva.MivaError) -> dict[str, object]:
-    """Non-secret facts for the log line; Miva's own text is truncated, it is untrusted."""
+    """Facts for the log line. The store's own texts are untrusted (they could even echo
+    what we sent), so only error codes of Miva's known shapes are kept."""
     if isinstance(error, miva.ApiError):
-        return {"miva_error_code": error.code[:64], "miva_message": error.miva_message[:120]}
+        known = _MIVA_CODE.fullmatch(error.code)
+        return {"miva_error_code": error.code if known else "(unrecognised)"}
     if isinstance(error, miva.HttpStatusError | miva.Redirected):
         return {"status_code": error.status_code}
     if isinstance(error, miva.TransportError | miva.InvalidResponse):

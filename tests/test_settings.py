@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from miva_connect.settings import Settings
+
+
+def settings(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def test_lists_are_comma_separated() -> None:
+    loaded = settings(egress_ips=" 198.51.100.7, 198.51.100.8 ,", encryption_keys="a,b")
+    assert loaded.egress_ips == ["198.51.100.7", "198.51.100.8"]
+    assert [k.get_secret_value() for k in loaded.encryption_keys] == ["a", "b"]
+
+
+def test_plain_database_urls_get_async_drivers() -> None:
+    assert settings(database_url="postgresql://u@h/d").database_url == (
+        "postgresql+asyncpg://u@h/d"
+    )
+    assert settings(database_url="sqlite:///x.db").database_url == "sqlite+aiosqlite:///x.db"
+
+
+def test_repr_hides_the_database_url_and_keys() -> None:
+    text = repr(settings(database_url="postgresql://u:hunter2@h/d", encryption_keys="k3y"))
+    assert "hunter2" not in text
+    assert "k3y" not in text
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"allow_private_networks": True}, "ALLOW_PRIVATE_NETWORKS must be false"),
+        ({"public_url": "http://connect.example.com"}, "PUBLIC_URL must be https"),
+    ],
+)
+def test_production_refuses_development_shortcuts(values: dict[str, object], problem: str) -> None:
+    production = {"environment": "production", "public_url": "https://connect.example.com"}
+    with pytest.raises(ValidationError, match=problem):
+        settings(**{**production, **values})
