@@ -194,12 +194,12 @@ def sandbox() -> Iterator[SandboxServer]:
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=database_url,
-        encryption_keys=[canaries.fernet_key()],  # type: ignore[list-item]
+        encryption_keys=[canaries.fernet_key()],
         allow_private_networks=True,
         egress_ips=EGRESS_IPS,
-        public_url="http://testserver",  # type: ignore[arg-type]
+        public_url="http://testserver",
         miva_timeout_seconds=5,
         log_level="DEBUG",
         log_format="json",

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
 from miva_connect.settings import Settings
 
 
-def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+def settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
 
 
 def test_lists_are_comma_separated() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from miva_connect.sandbox import (
@@ -154,7 +156,7 @@ def test_store_load_needs_no_group(caller, sandbox: Sandbox) -> None:
 
 
 def test_demo_products_only_token(caller) -> None:
-    def call(function: str) -> dict[str, object]:
+    def call(function: str) -> Any:
         body = {"Store_Code": "DEMO", "Function": function, "Count": 1}
         return caller.post(body, token=DEMO_TOKEN_PRODUCTS_ONLY).json()
 
@@ -172,7 +174,7 @@ def test_assigned_function_overrides_the_privilege_check(
         )
     )
 
-    def call(function: str) -> dict[str, object]:
+    def call(function: str) -> Any:
         return caller.post({"Store_Code": "DEMO", "Function": function}, token="assigned").json()
 
     assert call("OrderList_Load_Query")["success"] == 1
