@@ -9,7 +9,7 @@ host="${hostport%%:*}"; port="${hostport##*:}"; [ "$port" = "$host" ] && port=54
 answers() { (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }
 
 answers && exit 0
-if [ "$host" = "127.0.0.1" ] && command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+if [ "$host" = "127.0.0.1" ] && [ "$port" = 5432 ] && command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
   version="$(ls /etc/postgresql | sort -V | tail -n 1)"
   echo "starting the local PostgreSQL $version cluster"
   pg_ctlcluster --skip-systemctl-redirect "$version" main start || true

@@ -103,6 +103,34 @@ class TestKeysAndChannels:
         assert "Traceback" not in again.stderr + bad.stderr
 
 
+class TestDatabaseProblems:
+    def test_commands_before_db_upgrade_say_what_to_run(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        result = cli(
+            "channels",
+            "add",
+            "--name",
+            "A",
+            "--redirect-url",
+            "https://a.example/",
+            env=env,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 2
+        assert "run `miva-connect db upgrade`" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_a_database_that_does_not_exist_is_one_line(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        env["MIVA_CONNECT_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{free_port()}/none"
+        result = cli("db", "upgrade", env=env, cwd=tmp_path)
+        assert result.returncode == 1
+        assert "database error" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 class TestServeRefusesBadConfiguration:
     @pytest.mark.parametrize(
         ("keys", "message"),
@@ -174,6 +202,24 @@ class TestCheck:
         )
         assert result.returncode == 1
         assert json.loads(result.stdout)["error"]["code"] == "invalid_signature"
+
+    def test_without_a_terminal_a_missing_key_is_one_line(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        env["MIVA_API_KEY"] = "token"
+        result = subprocess.run(  # noqa: S603
+            [CLI, "check", "--store-url", "https://s.example", "--store-code", "S"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert "MIVA_SIGNING_KEY is not set" in result.stderr
+        assert "Traceback" not in result.stderr
 
     def test_keys_are_not_accepted_as_arguments(self, env: dict[str, str], tmp_path: Path) -> None:
         result = cli(
@@ -254,11 +300,33 @@ class TestServers:
         port = free_port()
         env["MIVA_CONNECT_ENCRYPTION_KEYS"] = canaries.fernet_key()
         assert cli("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+        add = ("channels", "add", "--name", "Serve", "--redirect-url", "https://s.example/")
+        channel = json.loads(cli(*add, env=env, cwd=tmp_path).stdout)
         with running("serve", "--port", str(port), env=env, cwd=tmp_path):
             wait_for(f"http://127.0.0.1:{port}/healthz")
             ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
             assert (ready.status_code, ready.json()) == (200, {"status": "ok"})
             assert "server" not in ready.headers
+            opened = httpx.post(
+                f"http://127.0.0.1:{port}/v1/sessions",
+                json={"state": "s"},
+                auth=(channel["id"], channel["secret"]),
+            )
+        # Without PUBLIC_URL, links point where the server listens.
+        assert opened.json()["connect_url"].startswith(f"http://127.0.0.1:{port}/connect/")
+
+    def test_demo_refuses_a_busy_port_before_doing_anything(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        env["MIVA_CONNECT_ENCRYPTION_KEYS"] = canaries.fernet_key()
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            result = cli("demo", "--port", str(port), env=env, cwd=tmp_path)
+        assert result.returncode == 2
+        assert f"port {port} is in use" in result.stderr
+        assert not (tmp_path / "cli.db").exists()
 
     def test_demo_walkthrough_connects_the_sandbox_store(
         self, env: dict[str, str], tmp_path: Path

@@ -73,6 +73,10 @@ class TestCredentialCipher:
             CredentialCipher([])
         with pytest.raises(EncryptionKeyError, match="#2 is not a Fernet key"):
             CredentialCipher([Fernet.generate_key().decode(), "short"])
+        key = Fernet.generate_key().decode()
+        for glued in (f"{key};{key}", f"{key} {key}", f'"{key}"', key + "GARBAGE"):
+            with pytest.raises(EncryptionKeyError):
+                CredentialCipher([glued])
 
     def test_repr_shows_key_ids_only(self, new_key: str) -> None:
         cipher = CredentialCipher([new_key])

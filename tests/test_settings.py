@@ -18,6 +18,12 @@ def test_lists_are_comma_separated() -> None:
     assert [k.get_secret_value() for k in loaded.encryption_keys] == ["a", "b"]
 
 
+def test_egress_ips_must_be_addresses_and_log_level_ignores_case() -> None:
+    with pytest.raises(ValidationError, match="not an IP address"):
+        settings(egress_ips="198.51.100.7,not-an-ip")
+    assert settings(egress_ips="2001:db8::/32", log_level="debug").log_level == "DEBUG"
+
+
 def test_plain_database_urls_get_async_drivers() -> None:
     assert settings(database_url="postgresql://u@h/d").database_url == (
         "postgresql+asyncpg://u@h/d"
@@ -42,3 +48,12 @@ def test_production_refuses_development_shortcuts(values: dict[str, object], pro
     production = {"environment": "production", "public_url": "https://connect.example.com"}
     with pytest.raises(ValidationError, match=problem):
         settings(**{**production, **values})
+
+
+async def test_production_channels_need_https_redirects() -> None:
+    from miva_connect.channels.service import check_redirect_url
+    from miva_connect.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match="https URL"):
+        check_redirect_url("http://shop.example/back", https_only=True)
+    assert check_redirect_url("https://shop.example/back", https_only=True)

@@ -20,13 +20,16 @@ from miva_connect.db.engine import Database, create_engine
 from miva_connect.db.migrations import head_revision
 from miva_connect.health import Readiness
 from miva_connect.logs import configure_logging
-from miva_connect.middleware import RequestIdMiddleware
+from miva_connect.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from miva_connect.miva.http import store_http_client
 from miva_connect.onboarding.service import OnboardingConfig, OnboardingService
 from miva_connect.onboarding.validation import StoreValidator
 from miva_connect.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
+
+# The largest form is four short fields; anything bigger is refused before parsing.
+MAX_BODY_BYTES = 16 * 1024
 
 
 class State(TypedDict):
@@ -68,10 +71,12 @@ def create_app(
             allow_private_networks=settings.allow_private_networks,
         )
         log.info("service.started", version=__version__, key_ids=cipher.key_ids)
+        if not settings.egress_ips:
+            log.warning("settings.egress_ips_unset", hint="merchants cannot be told what to allow")
         try:
             yield State(
                 onboarding=OnboardingService(db, validator, cipher, config),
-                channels=ChannelService(db),
+                channels=ChannelService(db, https_only=settings.environment == "production"),
                 readiness=Readiness(db, cipher, head_revision(settings.database_url)),
             )
         finally:
@@ -86,6 +91,7 @@ def create_app(
         lifespan=lifespan,
         redirect_slashes=False,
     )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(RequestIdMiddleware)
     add_exception_handlers(app)
     app.include_router(api_router)

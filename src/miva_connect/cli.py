@@ -8,6 +8,8 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from miva_connect import __version__
 from miva_connect.commands import check, demo, serve
 from miva_connect.crypto import generate_key
@@ -68,8 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("serve", help="run the API")
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    run.add_argument("--port", type=int, default=8000, help="port to listen on (%(default)s)")
     run.set_defaults(handler=serve.serve)
 
     db = commands.add_parser("db", help="database commands")
@@ -88,14 +90,16 @@ def _parser() -> argparse.ArgumentParser:
     channels = commands.add_parser("channels", help="channels")
     channel_commands = channels.add_subparsers(dest="channels_command", required=True)
     add = channel_commands.add_parser("add", help="register a channel; prints its secret once")
-    add.add_argument("--name", required=True)
-    add.add_argument("--redirect-url", required=True)
-    add.add_argument("--slug")
+    add.add_argument("--name", required=True, help="shown to merchants")
+    add.add_argument(
+        "--redirect-url", required=True, help="where merchants return, with state and merchant_id"
+    )
+    add.add_argument("--slug", help="for the /connect/SLUG link (default: from the name)")
     add.set_defaults(handler=_channels_add)
 
     sandbox = commands.add_parser("sandbox", help="run a local Miva JSON API store")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8100)
+    sandbox.add_argument("--host", default="127.0.0.1", help="address (%(default)s)")
+    sandbox.add_argument("--port", type=int, default=8100, help="port (%(default)s)")
     sandbox.set_defaults(handler=_sandbox)
 
     checker = commands.add_parser(
@@ -103,13 +107,15 @@ def _parser() -> argparse.ArgumentParser:
         help="validate credentials against a store",
         description="Keys are read from MIVA_API_KEY / MIVA_SIGNING_KEY, or asked for.",
     )
-    checker.add_argument("--store-url", required=True)
-    checker.add_argument("--store-code", required=True)
+    checker.add_argument("--store-url", required=True, help="the token's Endpoint URL")
+    checker.add_argument("--store-code", required=True, help="the store's Store Code")
     checker.set_defaults(handler=check.run)
 
     walkthrough = commands.add_parser("demo", help="sandbox + service + a walk-through")
-    walkthrough.add_argument("--port", type=int, default=8000)
-    walkthrough.add_argument("--sandbox-port", type=int, default=8100)
+    walkthrough.add_argument("--port", type=int, default=8000, help="API port (%(default)s)")
+    walkthrough.add_argument(
+        "--sandbox-port", type=int, default=8100, help="sandbox port (%(default)s)"
+    )
     walkthrough.set_defaults(handler=demo.run)
     return parser
 
@@ -126,6 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except AppError as error:
         print(f"miva-connect: {error.message}", file=sys.stderr)
+        return 1
+    except (SQLAlchemyError, OSError) as error:
+        print(
+            f"miva-connect: database error ({type(error).__name__}); "
+            "check MIVA_CONNECT_DATABASE_URL and that the database exists",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

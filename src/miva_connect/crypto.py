@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 VERSION = "v1"
+_FERNET_KEY = re.compile(r"[A-Za-z0-9_-]{43}=")
 
 
 class EncryptionKeyError(ValueError):
@@ -49,6 +51,9 @@ class CredentialCipher:
         fernets = []
         for position, key in enumerate(keys, start=1):
             try:
+                # Fernet's own decoder skips stray characters ("K1;K2" would pass as K1).
+                if not _FERNET_KEY.fullmatch(key.strip()):
+                    raise ValueError("malformed")
                 fernets.append(Fernet(key.strip()))
             except (ValueError, TypeError):
                 raise EncryptionKeyError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -108,6 +109,28 @@ class TestNoServerErrors:
             )
             assert_clear(response)
 
+    async def test_bodies_over_16_kib_are_refused_before_parsing(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel
+    ) -> None:
+        session = await open_session(client, channel)
+        body = {"store_code": "S", "api_key": "k" * 20_000, "signing_key": ""}
+        response = await client.post(f"/v1/sessions/{session}/credentials", json=body)
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "request_too_large"
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+            yield b'{"store_code": "S", "api_key": "'
+            for _ in range(20):
+                yield b"k" * 1024
+            yield b'"}'
+
+        response = await client.post(
+            f"/v1/sessions/{session}/credentials",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 413
+
     async def test_wrong_channel_credentials_of_any_shape(self, client: httpx.AsyncClient) -> None:
         for user, password in [("", ""), ("\x00", "\x00"), ("a" * 5000, "b" * 5000), ("é", "🙂")]:
             response = await client.post(
@@ -119,3 +142,4 @@ class TestNoServerErrors:
                 "/v1/sessions", json={"state": "s"}, headers={"Authorization": header}
             )
             assert response.status_code == 401
+            assert response.json()["error"]["code"] == "unauthorized"

@@ -186,6 +186,7 @@ class TestConnect:
         before = len(sandbox.state.requests)
         response = await onboarding.submit(session, form(store.code, token, signing_key=""))
         assert response.status_code == 200, response.text
+        assert [w["code"] for w in response.json()["warnings"]] == ["signature_not_enforced"]
         sent = sandbox.state.requests[before:]
         assert [r.headers["x-miva-api-authorization"].split(" ")[0] for r in sent] == ["MIVA"]
 

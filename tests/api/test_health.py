@@ -50,9 +50,12 @@ class TestHealth:
         )
         async with serve_app(gone) as http:
             response = await http.get("/readyz")
+            api = await http.get("/connect/any-channel", params={"state": "x"})
         assert response.status_code == 503
         assert response.json()["problems"][0].startswith("database unreachable")
         assert "127.0.0.1" not in response.text
+        assert api.status_code == 503
+        assert api.json()["error"]["code"] == "service_unavailable"
 
 
 def _secret(value: str) -> object:

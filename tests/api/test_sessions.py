@@ -69,12 +69,9 @@ class TestCreateSession:
             "/v1/sessions", json={"state": "s" * 513}, auth=channel_auth(channel)
         )
         assert response.status_code == 422
-        assert response.json()["error"] == {
-            "code": "invalid_request",
-            "field": "state",
-            "message": "This value is too long.",
-            "errors": [{"field": "state", "message": "This value is too long."}],
-        }
+        error = response.json()["error"]
+        assert (error["code"], error["field"]) == ("invalid_state", "state")
+        assert "512" in error["message"]
 
     async def test_body_that_is_not_json_422(
         self, client: httpx.AsyncClient, channel: RegisteredChannel

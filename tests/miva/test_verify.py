@@ -180,11 +180,11 @@ class TestSignatureEnforcement:
         assert unsigned.headers[AUTH_HEADER] == f"MIVA {TOKEN}"
         assert json.loads(unsigned.content)["Function"] == "Store_Load"
 
-    async def test_no_signing_key_means_unknown_and_a_single_request(
+    async def test_no_signing_key_accepted_means_not_enforced_in_one_request(
         self, store: FakeStore
     ) -> None:
         result = await store.verify(signing_key=b"")
-        assert result.signature_enforced is None
+        assert result.signature_enforced is False
         assert len(store.requests) == 1
 
     async def test_unsigned_check_runs_while_the_multicall_is_in_flight(

@@ -10,7 +10,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from miva_connect.api.deps import OnboardingDep
 from miva_connect.api.responses import errors
-from miva_connect.onboarding.service import MAX_STATE_LENGTH
 
 router = APIRouter(prefix="/connect", tags=["browser"])
 
@@ -37,7 +36,7 @@ the token's Endpoint URL, Access Token and Signing Key, and your Store Code
 async def open_from_link(
     channel_slug: str,
     onboarding: OnboardingDep,
-    state: Annotated[str, Query(max_length=MAX_STATE_LENGTH)] = "",
+    state: Annotated[str, Query()] = "",
 ) -> RedirectResponse:
     """A channel's link: open a session and go to its page."""
     opened = await onboarding.open_session_for_slug(channel_slug, state)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from miva_connect.crypto import DecryptionError
@@ -18,9 +22,18 @@ _FIELD_MESSAGES = {
     "missing": "This field is required.",
     "string_too_long": "This value is too long.",
     "string_type": "This value must be a string.",
+}
+_BODY_MESSAGES = {
     "json_invalid": "The body is not valid JSON.",
-    "model_attributes_type": "The body must be a JSON object.",
-    "dict_type": "The body must be a JSON object.",
+    "missing": "A JSON body is required (Content-Type: application/json).",
+}
+
+
+_HTTP_ERRORS = {
+    401: ("unauthorized", "Channel authentication required (HTTP Basic id:secret)."),
+    404: ("not_found", "Not found."),
+    405: ("method_not_allowed", "Method not allowed."),
+    413: ("request_too_large", "The request body is too large."),
 }
 
 
@@ -36,28 +49,30 @@ async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = []
-    for item in exc.errors():
-        location = [
-            str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")
-        ]
-        problems.append(
-            {
-                "field": ".".join(location) or None,
-                "message": _FIELD_MESSAGES.get(str(item.get("type")), "This value is not valid."),
-            }
-        )
+    problems = [_problem(item) for item in exc.errors()]
     first = problems[0] if problems else {"field": None, "message": "The request is not valid."}
     body = {"error": {"code": "invalid_request", **first, "errors": problems}}
     return JSONResponse(body, status_code=422)
 
 
+def _problem(item: Mapping[str, Any]) -> dict[str, str | None]:
+    kind = str(item.get("type"))
+    location = tuple(item.get("loc", ()))
+    if kind == "json_invalid" or location == ("body",):
+        # The body as a whole: no field to point at.
+        text = _BODY_MESSAGES.get(kind, "The body must be a JSON object (application/json).")
+        return {"field": None, "message": text}
+    field = ".".join(str(part) for part in location if part not in ("body", "query", "path"))
+    return {
+        "field": field or None,
+        "message": _FIELD_MESSAGES.get(kind, "This value is not valid."),
+    }
+
+
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed"}
-    code = codes.get(exc.status_code, "http_error")
-    message = {"not_found": "Not found.", "method_not_allowed": "Method not allowed."}.get(
-        code, "The request could not be processed."
+    code, message = _HTTP_ERRORS.get(
+        exc.status_code, ("http_error", "The request could not be processed.")
     )
     response = _error(exc.status_code, code, message)
     response.headers.update(exc.headers or {})
@@ -71,6 +86,12 @@ async def _decryption_error(_request: Request, exc: Exception) -> JSONResponse:
     return _error(503, "service_unavailable", "The service is not able to read stored data.")
 
 
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # The database is down, unreachable or not migrated: ops' problem, and a retry may work.
+    log.error("database.unavailable", error=type(exc).__name__)
+    return _error(503, "service_unavailable", "The service is unavailable. Try again shortly.")
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("request.failed", error=type(exc).__name__)
     return _error(500, "internal_error", "Something went wrong on our side. Try again later.")
@@ -81,4 +102,6 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DecryptionError, _decryption_error)
+    app.add_exception_handler(SQLAlchemyError, _database_unavailable)
+    app.add_exception_handler(OSError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -9,10 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from miva_connect.onboarding.service import MAX_STATE_LENGTH
 
+# Lengths are checked by the services, so that each field has its own error code; the
+# body limit (16 KiB) bounds them all before parsing.
+
 
 class SessionCreate(BaseModel):
     state: str = Field(
-        default="", max_length=MAX_STATE_LENGTH, description="Opaque; returned unchanged."
+        default="",
+        description=f"Opaque, optional, up to {MAX_STATE_LENGTH} characters; returned unchanged.",
     )
 
 
@@ -31,7 +35,7 @@ class SessionRead(BaseModel):
 
 
 class StoreUrlSubmit(BaseModel):
-    store_url: str = Field(max_length=4096, examples=["https://www.yourstore.com/mm5/json.mvc"])
+    store_url: str = Field(examples=["https://www.yourstore.com/mm5/json.mvc"])
 
 
 class StoreUrlChecked(BaseModel):
@@ -39,12 +43,12 @@ class StoreUrlChecked(BaseModel):
 
 
 class CredentialsSubmit(BaseModel):
-    store_code: str = Field(max_length=1024, examples=["MYSTORE"])
-    api_key: SecretStr = Field(max_length=1024, description="The token's Access Token.")
+    store_code: str = Field(examples=["MYSTORE"])
+    api_key: SecretStr = Field(description="The token's Access Token.")
     signing_key: SecretStr = Field(
-        default=SecretStr(""), max_length=1024, description="Base64; empty for unsigned tokens."
+        default=SecretStr(""), description="Base64; empty for tokens that accept unsigned calls."
     )
-    store_url: str | None = Field(default=None, max_length=4096)
+    store_url: str | None = Field(default=None, description="For clients that skip the URL step.")
 
 
 class WarningRead(BaseModel):

@@ -67,23 +67,24 @@ def slugify(name: str) -> str:
     return slug or "channel"
 
 
-def check_redirect_url(url: str) -> str:
+def check_redirect_url(url: str, *, https_only: bool = False) -> str:
     """An absolute http(s) URL without user info: where merchants are sent back."""
     url = url.strip()
+    schemes = ("https",) if https_only else ("http", "https")
     try:
         parts = urlsplit(url)
     except ValueError:
         parts = None
     if (
         parts is None
-        or parts.scheme not in ("http", "https")
+        or parts.scheme not in schemes
         or not parts.hostname
         or "@" in parts.netloc
         or len(url) > 2048
         or any(c.isspace() for c in url)
     ):
         raise InvalidRequest(
-            "The redirect URL must be an absolute http(s) URL without user info.",
+            f"The redirect URL must be an absolute {' or '.join(schemes)} URL without user info.",
             code="invalid_redirect_url",
             field="redirect_url",
         )
@@ -91,8 +92,9 @@ def check_redirect_url(url: str) -> str:
 
 
 class ChannelService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, https_only: bool = False) -> None:
         self._db = db
+        self._https_only = https_only
 
     async def register(
         self, name: str, redirect_url: str, slug: str | None = None
@@ -106,7 +108,7 @@ class ChannelService:
             raise InvalidRequest(
                 "A slug is 1 to 64 lower-case letters, digits and inner hyphens.", field="slug"
             )
-        redirect_url = check_redirect_url(redirect_url)
+        redirect_url = check_redirect_url(redirect_url, https_only=self._https_only)
         secret = new_token()
         channel = Channel(
             id=str(uuid.uuid4()),
@@ -132,7 +134,7 @@ class ChannelService:
                 raise NotFound(f"No channel has the slug {slug!r}.", code="channel_not_found")
             channel.secret_hash = token_hash(secret)
             if redirect_url is not None:
-                channel.redirect_url = check_redirect_url(redirect_url)
+                channel.redirect_url = check_redirect_url(redirect_url, https_only=self._https_only)
         return RegisteredChannel(
             channel.id, channel.slug, channel.name, channel.redirect_url, secret
         )

@@ -7,9 +7,10 @@ import asyncio
 import getpass
 import json
 import os
+import sys
 
 from miva_connect.app import miva_http_client
-from miva_connect.commands.serve import load_settings
+from miva_connect.commands.serve import ConfigurationError, load_settings
 from miva_connect.errors import ValidationFailed
 from miva_connect.onboarding.credentials import StoreCredentials, prepare_credentials
 from miva_connect.onboarding.validation import StoreValidator, warnings_for
@@ -20,6 +21,10 @@ def _secret(variable: str, prompt: str) -> str:
     # Never from argv: arguments are visible to every user of the machine (ps, history).
     if variable in os.environ:
         return os.environ[variable]
+    if not sys.stdin.isatty():
+        raise ConfigurationError(
+            [f"{variable} is not set and there is no terminal to ask on (set it; empty is allowed)"]
+        )
     return getpass.getpass(prompt)
 
 

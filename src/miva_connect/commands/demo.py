@@ -6,13 +6,19 @@ import argparse
 import asyncio
 import json
 import shlex
+import socket
 
 import uvicorn
 from pydantic import AnyHttpUrl
 
 from miva_connect.app import create_app
 from miva_connect.channels.service import ChannelService, RegisteredChannel
-from miva_connect.commands.serve import check_startup, load_settings, uvicorn_config
+from miva_connect.commands.serve import (
+    ConfigurationError,
+    check_startup,
+    load_settings,
+    uvicorn_config,
+)
 from miva_connect.db.engine import Database, create_engine
 from miva_connect.db.migrations import upgrade
 from miva_connect.errors import NotFound
@@ -85,7 +91,22 @@ async def _demo_channel(settings: Settings, redirect_url: str) -> RegisteredChan
         await db.dispose()
 
 
+def _check_ports_free(*ports: int) -> None:
+    busy = []
+    for port in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(port)
+    if busy:
+        raise ConfigurationError(
+            [f"port {p} is in use; pass --port / --sandbox-port to choose others" for p in busy]
+        )
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_ports_free(args.port, args.sandbox_port)
     api = f"http://127.0.0.1:{args.port}"
     settings: Settings = load_settings().model_copy(
         update={"allow_private_networks": True, "public_url": AnyHttpUrl(api)}

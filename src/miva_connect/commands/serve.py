@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import uvicorn
-from pydantic import ValidationError
+from pydantic import AnyHttpUrl, ValidationError
 
 from miva_connect.app import build_cipher, create_app
 from miva_connect.channels.service import ChannelService, RegisteredChannel
 from miva_connect.crypto import EncryptionKeyError
 from miva_connect.db.engine import Database, create_engine
+from miva_connect.db.migrations import current_revision, head_revision
 from miva_connect.keyring import RotationReport, rotate_credentials
 from miva_connect.settings import Settings
 
@@ -52,6 +55,20 @@ def check_startup(settings: Settings) -> None:
         raise ConfigurationError([f"MIVA_CONNECT_ENCRYPTION_KEYS: {error}"]) from None
 
 
+@asynccontextmanager
+async def migrated_database(settings: Settings) -> AsyncIterator[Database]:
+    """The configured database, refused with a clear line unless its schema is at head."""
+    db = Database(create_engine(settings.database_url))
+    try:
+        if await current_revision(db.engine) != head_revision(settings.database_url):
+            raise ConfigurationError(
+                ["the database schema is not up to date: run `miva-connect db upgrade`"]
+            )
+        yield db
+    finally:
+        await db.dispose()
+
+
 def uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
     # log_config=None keeps our redacting log setup; no Server header.
     return uvicorn.Config(app, host=host, port=port, log_config=None, server_header=False)  # type: ignore[arg-type]
@@ -60,24 +77,24 @@ def uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
 def serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     check_startup(settings)
+    if "public_url" not in settings.model_fields_set:
+        # Links must point where we listen unless a public URL was configured.
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+        url = AnyHttpUrl(f"http://{host}:{args.port}")
+        settings = settings.model_copy(update={"public_url": url})
     uvicorn.Server(uvicorn_config(create_app(settings), args.host, args.port)).run()
     return 0
 
 
 async def rotate_keys(settings: Settings) -> RotationReport:
     check_startup(settings)
-    db = Database(create_engine(settings.database_url))
-    try:
+    async with migrated_database(settings) as db:
         return await rotate_credentials(db, build_cipher(settings))
-    finally:
-        await db.dispose()
 
 
 async def register_channel(
     settings: Settings, name: str, redirect_url: str, slug: str | None
 ) -> RegisteredChannel:
-    db = Database(create_engine(settings.database_url))
-    try:
-        return await ChannelService(db).register(name, redirect_url, slug)
-    finally:
-        await db.dispose()
+    https_only = settings.environment == "production"
+    async with migrated_database(settings) as db:
+        return await ChannelService(db, https_only=https_only).register(name, redirect_url, slug)

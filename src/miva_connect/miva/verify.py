@@ -34,8 +34,8 @@ class Verification:
     store_name: str
     granted_groups: tuple[str, ...]
     missing_groups: tuple[str, ...]
-    # True: the token refuses unsigned requests; False: it accepts them, so the signing
-    # key could not be proven; None: no signing key was given, or it could not be told.
+    # True: the token refuses unsigned requests; False: it accepts them (so a signing key,
+    # if given, could not be proven); None: the unsigned check's answer was unclear.
     signature_enforced: bool | None
 
 
@@ -50,7 +50,8 @@ async def verify_credentials(
     unsigned = asyncio.create_task(_accepts_unsigned(client)) if client.auth.signed else None
     try:
         store_code, store_name, denied = await _signed_check(client, probes)
-        accepts_unsigned = await unsigned if unsigned else None
+        # Without a key the main check itself was unsigned, and the store took it.
+        accepts_unsigned = await unsigned if unsigned else True
     finally:
         if unsigned:
             # Wait for the cancelled check, so it never outlives this call (or the caller's

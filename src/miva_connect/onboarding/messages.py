@@ -73,16 +73,19 @@ MESSAGES: dict[str, str] = {
     ),
     "store_url_required": "Enter your store's Endpoint URL first. " + ENDPOINT_HINT,
     "invalid_store_code_format": (
-        "Enter your Store Code (Settings > Store Settings, Identification section): "
-        "at most 64 letters, digits or punctuation, without spaces."
+        "Enter your Store Code, from your Miva admin under Settings > Store Settings, Store "
+        "Details tab, Identification section: at most 64 letters, digits or punctuation, "
+        "without spaces."
     ),
     "invalid_api_key": (
-        "Enter the token's Access Token as the API Key ({screen}, Settings tab), without spaces."
+        "Enter the token's Access Token as the API Key ({screen}, Settings tab): at most 256 "
+        "characters, without spaces or colons."
     ),
     "signature_not_enforced": (
-        "Your token accepts requests without a signature, so the Signing Key could not be "
-        "checked. For better security, open the token ({screen}, Settings tab) and choose "
-        "Require Signature with Key."
+        "Your token accepts requests without a signature, so the Access Token alone opens your "
+        "store (and a Signing Key could not be checked). For better security, open the token "
+        "({screen}, Settings tab), choose Require Signature with Key, and connect again with "
+        "its Signing Key."
     ),
 }
 

@@ -187,7 +187,7 @@ class OnboardingService:
 
         return {
             "store_url": credentials.store_url,
-            "store_code": credentials.store_code,
+            "store_code": _display_code(credentials, verification),
             "store_code_key": credentials.store_code_key,
             "store_name": verification.store_name,
             "status": "connected",
@@ -209,3 +209,10 @@ def _check_state(state: str) -> None:
             code="invalid_state",
             field="state",
         )
+
+
+def _display_code(credentials: StoreCredentials, verification: miva.Verification) -> str:
+    """The store's own spelling of its code, when it is the code the merchant typed."""
+    if verification.store_code.upper() == credentials.store_code_key:
+        return verification.store_code
+    return credentials.store_code
