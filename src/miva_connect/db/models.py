@@ -37,11 +37,13 @@ class OnboardingSession(Base):
 
     id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH), unique=True)
-    channel_id: Mapped[str] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(
+        ForeignKey("channel.id", ondelete="CASCADE"), index=True
+    )
     state: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="pending")
     store_url: Mapped[str | None] = mapped_column(Text)
-    merchant_id: Mapped[str | None] = mapped_column(ForeignKey("merchant.id"))
+    merchant_id: Mapped[str | None] = mapped_column(ForeignKey("merchant.id"), index=True)
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
     last_error_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -86,7 +88,7 @@ class ChannelMerchant(Base):
         ForeignKey("channel.id", ondelete="CASCADE"), primary_key=True
     )
     merchant_id: Mapped[str] = mapped_column(
-        ForeignKey("merchant.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("merchant.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
