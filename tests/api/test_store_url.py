@@ -88,6 +88,20 @@ class TestStoreUrl:
         assert response.status_code == 422
         assert response.json()["error"]["code"] == "store_unreachable"
 
+    async def test_unknown_host_name_is_store_unreachable(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel
+    ) -> None:
+        response = await submit(client, channel, "http://store.invalid/mm5/")
+        assert response.json()["error"]["code"] == "store_unreachable"
+
+    async def test_failed_tls_handshake_is_store_unreachable(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel, sandbox: SandboxServer
+    ) -> None:
+        # https:// to a plain-HTTP port: the TLS handshake fails.
+        url = sandbox.base_url.replace("http://", "https://") + "/mm5/"
+        response = await submit(client, channel, url)
+        assert response.json()["error"]["code"] == "store_unreachable"
+
     async def test_redirect_is_reported_not_followed(
         self, client: httpx.AsyncClient, channel: RegisteredChannel, sandbox: SandboxServer
     ) -> None:
