@@ -5,17 +5,22 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from miva_connect.egress import AddressPolicy
 from miva_connect.errors import ValidationFailed
 from miva_connect.miva import store_http_client
 from miva_connect.onboarding.credentials import StoreCredentials
 from miva_connect.onboarding.validation import StoreValidator
 from tests import canaries
+from tests.helpers import StubResolver
 
 ENDPOINT = "https://store.example/mm5/json.mvc"
 
 
 def validator(handler: httpx.MockTransport) -> StoreValidator:
-    http = store_http_client(timeout=2, transport=handler)
+    resolver = StubResolver({"store.example": ["93.184.216.34"]})
+    http = store_http_client(
+        timeout=2, policy=AddressPolicy(allow_private=False), resolver=resolver, transport=handler
+    )
     return StoreValidator(http, deadline=2, egress_ips=["198.51.100.7"])
 
 

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from miva_connect.app import miva_http_client
+from miva_connect.app import address_policy, miva_http_client
 from miva_connect.commands.serve import ConfigurationError, load_settings
 from miva_connect.errors import ValidationFailed
 from miva_connect.onboarding.credentials import StoreCredentials, prepare_credentials
@@ -41,9 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _check(settings: Settings, submitted: StoreCredentials) -> int:
     try:
-        credentials = prepare_credentials(
-            submitted, None, allow_private=settings.allow_private_networks
-        )
+        credentials = prepare_credentials(submitted, None, policy=address_policy(settings))
         async with miva_http_client(settings) as http:
             validator = StoreValidator(
                 http, deadline=settings.miva_timeout_seconds, egress_ips=settings.egress_ips

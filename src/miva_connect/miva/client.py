@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+import zlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
 
 from miva_connect import __version__
+from miva_connect.egress import DestinationRefused
 from miva_connect.miva.auth import AUTH_HEADER, MivaAuth
 from miva_connect.miva.errors import (
     ApiOffline,
+    BlockedDestination,
     HttpStatusError,
     InvalidResponse,
     Redirected,
+    StalledMulticall,
     TransportError,
     api_error_from,
 )
@@ -90,7 +94,7 @@ class MivaClient:
                     raise api_error_from(payload)  # refused as a whole: one object
                 raise InvalidResponse("expected a JSON array for a multicall")
             if not payload and status == 206:
-                raise InvalidResponse("partial multicall reply with no progress")
+                raise StalledMulticall("partial multicall reply with no progress")
             results.extend(_objects(payload))
             if status != 206 or len(results) >= total:
                 return results[:total]
@@ -123,18 +127,21 @@ async def _exchange(
     auth: MivaAuth | None,
     headers: Mapping[str, str] | None = None,
 ) -> tuple[int, Payload | list[Any]]:
-    request = http.build_request(
-        "POST",
-        endpoint,
-        content=body,
-        headers={
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-            **(headers or {}),
-        },
-    )
     try:
+        # Inside the try: httpx refuses some hosts (`0177.0.0.1`) only when parsing the URL.
+        request = http.build_request(
+            "POST",
+            endpoint,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                # Only what `_read_body` decodes, whatever compression libraries are installed.
+                "Accept-Encoding": "gzip, deflate",
+                "User-Agent": USER_AGENT,
+                **(headers or {}),
+            },
+        )
         response = await http.send(request, auth=auth, stream=True, follow_redirects=False)
         try:
             content = await _read_body(response)
@@ -142,7 +149,11 @@ async def _exchange(
             await response.aclose()
     except httpx.DecodingError:
         raise InvalidResponse("undecodable content encoding") from None
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+    except DestinationRefused as exc:
+        raise BlockedDestination(exc.reason) from exc
+    # UnicodeError: a host that passed our checks but not httpx's IDNA 2008 encoding
+    # (`xn--rk8d`); no such name can be registered, so nothing could answer there.
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
         raise TransportError(type(exc).__name__) from exc
     return response.status_code, _decode(response, content)
 
@@ -150,14 +161,61 @@ async def _exchange(
 async def _read_body(response: httpx.Response) -> bytes:
     if response.is_redirect or response.status_code not in (200, 206, 503):
         return b""
+    # Raw bytes, decoded here: httpx inflates each network chunk in one go, and through
+    # every layer of `Content-Encoding: gzip, gzip, ...`, so 200 bytes could become
+    # gigabytes in memory (and seconds of blocked event loop) before any size check.
+    inflate = _inflater(response.headers)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for raw in _raw_chunks(response):
+        chunk = inflate(raw, MAX_RESPONSE_BYTES + 1 - size)
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
             raise InvalidResponse("response larger than 1 MiB")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    if not response.is_stream_consumed:
+        return response.aiter_raw()
+    # Read up front by whoever built the response (a test transport's `content=`): its
+    # stream still holds the raw bytes.
+    assert isinstance(response.stream, httpx.AsyncByteStream)
+    return response.stream.__aiter__()
+
+
+def _inflater(headers: httpx.Headers) -> Callable[[bytes, int], bytes]:
+    """Decodes the body's one content coding, never producing more than asked for."""
+    codings = [
+        coding
+        for value in headers.get_list("content-encoding", split_commas=True)
+        if (coding := value.strip().lower()) not in ("", "identity")
+    ]
+    if not codings:
+        return lambda data, _limit: data
+    if codings not in (["gzip"], ["deflate"]):
+        raise InvalidResponse("unsupported content encoding")
+    # gzip; or deflate, which servers send with or without its zlib header.
+    wbits = [zlib.MAX_WBITS | 16] if codings == ["gzip"] else [zlib.MAX_WBITS, -zlib.MAX_WBITS]
+    decoder = zlib.decompressobj(wbits.pop(0))
+    started = False
+
+    def inflate(data: bytes, limit: int) -> bytes:
+        nonlocal decoder, started
+        while True:
+            try:
+                # At most `limit` bytes; input left over means the limit was reached.
+                out = decoder.decompress(data, limit)
+            except zlib.error:
+                if started or not wbits:
+                    raise InvalidResponse("undecodable content encoding") from None
+                decoder = zlib.decompressobj(wbits.pop(0))
+                continue
+            started = True
+            return out
+
+    return inflate
 
 
 def _decode(response: httpx.Response, content: bytes) -> Payload | list[Any]:

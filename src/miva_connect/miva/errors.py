@@ -4,10 +4,12 @@ The tree lets callers catch at the level they care about:
 
     MivaError                   anything that went wrong talking to a store
     ├── TransportError          no HTTP answer: DNS, TCP, TLS, reset, timeout
+    │   └── BlockedDestination  not sent: no address, or one the egress policy refuses
     ├── ResponseError           an HTTP answer, but not one from a Miva JSON API
     │   ├── Redirected          3xx; json.mvc never redirects, something in front does
     │   ├── HttpStatusError     any other non-2xx status (401/403 from a proxy, 404, 5xx)
     │   └── InvalidResponse     empty, not JSON, too large, or JSON without `success`
+    │       └── StalledMulticall HTTP 206 with no new results: the store gave up, not the URL
     └── ApiError                the JSON API answered `success: 0`
         ├── ApiOffline          HTTP 503 `api_offline`: the API is switched off
         ├── StoreNotFound       `Store_Load` failed: the store code opens no store
@@ -37,6 +39,14 @@ class TransportError(MivaError):
         self.reason = reason
 
 
+class BlockedDestination(TransportError):
+    """Nothing was sent: the host did not resolve, or to an address the policy refuses.
+
+    A subclass of `TransportError` so that callers answer it exactly like an unreachable
+    store: telling the two apart would let anyone map our internal network.
+    """
+
+
 class ResponseError(MivaError):
     """The endpoint answered, but not as a Miva JSON API does."""
 
@@ -64,6 +74,14 @@ class InvalidResponse(ResponseError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class StalledMulticall(InvalidResponse):
+    """A partial (HTTP 206) multicall reply that brought no new results.
+
+    Miva sends 206 only after completing at least one operation, so this is a store that
+    stops short, not an address that is no Miva JSON API: worth retrying later.
+    """
 
 
 class ApiError(MivaError):

@@ -1,10 +1,12 @@
 """The HTTP client for calling stores: explicit timeouts, no redirects, nothing from the
-environment (no proxy variables, no certificate overrides)."""
+environment (no proxy variables, no certificate overrides), and every connection through
+the egress guard (`miva_connect.egress`): resolved once, checked, pinned."""
 
 from __future__ import annotations
 
 import httpx
 
+from miva_connect.egress import AddressPolicy, GuardedTransport, Resolver
 from miva_connect.miva.errors import Redirected
 
 CONNECT_TIMEOUT = 5.0
@@ -21,15 +23,21 @@ async def _stop_at_redirects(response: httpx.Response) -> None:
 def store_http_client(
     *,
     timeout: float,
+    policy: AddressPolicy,
+    resolver: Resolver | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     max_connections: int = 200,
 ) -> httpx.AsyncClient:
-    """One shared client for every store; `timeout` bounds each read and write."""
+    """One shared client for every store; `timeout` bounds each read and write.
+
+    `transport` (tests only) replaces the network under the guard, never the guard.
+    """
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=50)
+    inner = transport or httpx.AsyncHTTPTransport(retries=0, trust_env=False, limits=limits)
     return httpx.AsyncClient(
-        transport=transport or httpx.AsyncHTTPTransport(retries=0),
+        transport=GuardedTransport(policy, resolver=resolver, inner=inner),
         timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT, pool=POOL_TIMEOUT),
         follow_redirects=False,
         trust_env=False,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=50),
         event_hooks={"response": [_stop_at_redirects]},
     )

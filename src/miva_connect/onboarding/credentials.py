@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from miva_connect import miva
+from miva_connect.egress import AddressPolicy
 from miva_connect.errors import ValidationFailed
 from miva_connect.onboarding.messages import message
 from miva_connect.onboarding.store_url import StoreUrlError, normalise_store_url
@@ -32,10 +33,10 @@ class StoreCredentials:
         return f"StoreCredentials(store_url={self.store_url!r}, store_code={self.store_code!r})"
 
 
-def endpoint_for(raw_url: str, *, allow_private: bool) -> str:
+def endpoint_for(raw_url: str, *, policy: AddressPolicy) -> str:
     """The normalised endpoint, or `ValidationFailed` saying what is wrong with the URL."""
     try:
-        return normalise_store_url(raw_url, allow_private=allow_private)
+        return normalise_store_url(raw_url, policy=policy)
     except StoreUrlError as error:
         text = (
             message("store_url_not_allowed", reason=error.reason)
@@ -46,7 +47,7 @@ def endpoint_for(raw_url: str, *, allow_private: bool) -> str:
 
 
 def prepare_credentials(
-    submitted: StoreCredentials, fallback_url: str | None, *, allow_private: bool
+    submitted: StoreCredentials, fallback_url: str | None, *, policy: AddressPolicy
 ) -> StoreCredentials:
     """Trim pasted whitespace, normalise the URL, and check every format."""
     raw_url = submitted.store_url.strip() or fallback_url
@@ -55,7 +56,7 @@ def prepare_credentials(
             message("store_url_required"), code="store_url_required", field="store_url"
         )
     credentials = StoreCredentials(
-        store_url=endpoint_for(raw_url, allow_private=allow_private),
+        store_url=endpoint_for(raw_url, policy=policy),
         store_code=submitted.store_code.strip(),
         api_key=submitted.api_key.strip(),
         signing_key=submitted.signing_key.strip(),

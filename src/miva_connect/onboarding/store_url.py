@@ -2,6 +2,10 @@
 
 Accepted: `host/mm5/json.mvc` without a scheme, `.../mm5`, `.../mm5/`,
 `.../mm5/admin.mvc?...`; all become `https://host/mm5/json.mvc`.
+
+What the URL shows is judged here with the same `AddressPolicy` the HTTP client's guard
+applies (scheme, port, IP literals), so a merchant hears at once what is refused as
+written. Host names are only judged after resolution, by the guard, on every request.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from urllib.parse import urlsplit, urlunsplit
+
+from miva_connect.egress import DEFAULT_PORTS, AddressPolicy
 
 MAX_URL_LENGTH = 2048
 DEFAULT_FOLDER = "mm5"
@@ -28,7 +34,7 @@ class StoreUrlError(ValueError):
         self.reason = reason
 
 
-def normalise_store_url(raw: str, *, allow_private: bool) -> str:
+def normalise_store_url(raw: str, *, policy: AddressPolicy) -> str:
     """The `https://host[:port]/<folder>/json.mvc` endpoint for a pasted URL."""
     text = raw.strip()
     if not text or len(text) > MAX_URL_LENGTH or any(c.isspace() or ord(c) < 32 for c in text):
@@ -46,9 +52,9 @@ def normalise_store_url(raw: str, *, allow_private: bool) -> str:
     if "@" in parts.netloc:
         raise StoreUrlError("store_url_not_allowed", "it contains a user name or password")
     host = _host(parts.hostname or "")
-    _check_policy(scheme, host, port, allow_private=allow_private)
+    _check_policy(scheme, host, port, policy)
     netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != {"http": 80, "https": 443}[scheme]:
+    if port is not None and port != DEFAULT_PORTS[scheme]:
         netloc += f":{port}"
     endpoint = urlunsplit((scheme, netloc, _endpoint_path(parts.path), "", ""))
     if len(endpoint) > MAX_URL_LENGTH:
@@ -73,20 +79,20 @@ def _host(hostname: str) -> str:
     return host
 
 
-def _check_policy(scheme: str, host: str, port: int | None, *, allow_private: bool) -> None:
-    if allow_private:
-        return
-    if scheme != "https":
+def _check_policy(scheme: str, host: str, port: int | None, policy: AddressPolicy) -> None:
+    if not policy.allows_scheme(scheme):
         raise StoreUrlError("store_url_not_allowed", "it must use https://")
-    if port not in (None, 443):
-        raise StoreUrlError("store_url_not_allowed", "only the standard https port is allowed")
+    if not policy.allows_port(DEFAULT_PORTS[scheme] if port is None else port):
+        raise StoreUrlError("store_url_not_allowed", "that port is not allowed")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         address = None
     if address is not None:
-        if not address.is_global:
+        if not policy.is_allowed(address):
             raise StoreUrlError("store_url_not_allowed", "it is not a public address")
+    elif policy.allow_private:
+        return
     elif host == "localhost" or host.endswith(".localhost") or _NUMERIC_HOST.match(host):
         raise StoreUrlError("store_url_not_allowed", "it is not a public host name")
 
