@@ -29,7 +29,7 @@ lint:
 	$(BIN)/mypy
 
 pytest:
-	scripts/ensure-postgres.sh
+	scripts/ensure-services.sh
 	$(BIN)/pytest
 
 clean:

@@ -8,7 +8,7 @@ import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,26 +201,49 @@ def settings(database_url: str) -> Settings:
         egress_ips=EGRESS_IPS,
         public_url="http://testserver",
         miva_timeout_seconds=5,
+        # The suite calls from one address; the limits have their own tests.
+        rate_limit_per_session="100000 per hour",
+        rate_limit_per_client="100000 per hour",
+        rate_limit_per_store_host="100000 per hour",
+        rate_limit_sessions_per_client="100000 per hour",
+        max_concurrent_validations=1000,
         log_level="DEBUG",
         log_format="json",
     )
 
 
+@dataclass
+class RunningApp:
+    """An app with its lifespan started; `client(peer)` talks to it from a socket address."""
+
+    asgi: Any
+    exit_stack: AsyncExitStack
+
+    async def client(self, peer: str = "127.0.0.1") -> httpx.AsyncClient:
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(self.asgi, client=(peer, 50000)),
+            base_url="http://testserver",
+            event_hooks={"response": [_check_response]},
+        )
+        return await self.exit_stack.enter_async_context(http)
+
+
 @asynccontextmanager
-async def serve_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The app, lifespan started, behind an async client that checks every response."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app) as state:
+async def running_app(settings: Settings, **options: Any) -> AsyncIterator[RunningApp]:
+    app = create_app(settings, **options)
+    async with app.router.lifespan_context(app) as state, AsyncExitStack() as stack:
 
         async def with_state(scope: Any, receive: Any, send: Any) -> None:
             await app({**scope, "state": dict(state or {})}, receive, send)
 
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(with_state),
-            base_url="http://testserver",
-            event_hooks={"response": [_check_response]},
-        ) as http:
-            yield http
+        yield RunningApp(with_state, stack)
+
+
+@asynccontextmanager
+async def serve_app(settings: Settings, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The app, lifespan started, behind an async client that checks every response."""
+    async with running_app(settings, **options) as running:
+        yield await running.client()
 
 
 @pytest.fixture(scope="session")

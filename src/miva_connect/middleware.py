@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids (in every log line and the `X-Request-ID` header), body limit."""
+"""ASGI middleware: request ids, body limit, security headers, host check."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import uuid
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -64,3 +65,64 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited, send)
+
+
+# Pages and answers carry session tokens and credentials: never cache, frame or leak them.
+SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+        "base-uri 'none'; object-src 'none'"
+    ),
+}
+# The interactive API docs (development only) load Swagger UI from its CDN.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
+    "frame-ancestors 'none'"
+)
+
+
+class SecurityHeadersMiddleware:
+    """Adds `SECURITY_HEADERS` to every answer, unless a route chose its own value."""
+
+    def __init__(self, app: ASGIApp, *, docs_paths: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.docs_paths = docs_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"] in self.docs_paths
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+                if docs:
+                    headers["Content-Security-Policy"] = DOCS_CSP
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class HostCheckMiddleware:
+    """Starlette's `TrustedHostMiddleware`, except for health probes, which arrive by IP."""
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: list[str], exempt: frozenset[str]) -> None:
+        self.app = app
+        self.checked = TrustedHostMiddleware(app, allowed_hosts=allowed_hosts)
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+        else:
+            await self.checked(scope, receive, send)

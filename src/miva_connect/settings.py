@@ -6,6 +6,7 @@ import ipaddress
 from functools import lru_cache
 from typing import Annotated, Literal
 
+import limits
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -29,19 +30,40 @@ class Settings(BaseSettings):
     database_url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     allow_private_networks: bool = False
+    # Store ports accepted besides 443 (https only); private networks allow any port.
+    allowed_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], NoDecode] = Field(
+        default_factory=list
+    )
     egress_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
     session_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     miva_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    redis_url: str | None = Field(default=None, repr=False)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rate_limit_per_session: str = "5 per 15 minutes"
+    rate_limit_per_client: str = "20 per hour"
+    rate_limit_per_store_host: str = "10 per hour"
+    rate_limit_sessions_per_client: str = "30 per hour"
+    max_concurrent_validations: int = Field(default=20, ge=1, le=1000)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    @field_validator("encryption_keys", "egress_ips", mode="before")
+    @field_validator(
+        "encryption_keys",
+        "egress_ips",
+        "allowed_ports",
+        "trusted_proxies",
+        "allowed_hosts",
+        "cors_allowed_origins",
+        mode="before",
+    )
     @classmethod
     def _split(cls, value: object) -> object:
         return _split_commas(value)
 
-    @field_validator("egress_ips")
+    @field_validator("egress_ips", "trusted_proxies")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
         for entry in value:
@@ -49,6 +71,20 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
+        return value
+
+    @field_validator(
+        "rate_limit_per_session",
+        "rate_limit_per_client",
+        "rate_limit_per_store_host",
+        "rate_limit_sessions_per_client",
+    )
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate such as '20 per hour'") from None
         return value
 
     @field_validator("log_level", mode="before")

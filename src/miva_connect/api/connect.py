@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from miva_connect.api.deps import OnboardingDep
+from miva_connect.api.deps import ClientAddress, OnboardingDep
 from miva_connect.api.responses import errors
 
 router = APIRouter(prefix="/connect", tags=["browser"])
@@ -31,15 +31,16 @@ the token's Endpoint URL, Access Token and Signing Key, and your Store Code
     "/{channel_slug}",
     status_code=status.HTTP_303_SEE_OTHER,
     response_class=RedirectResponse,
-    responses=errors(404, 422),
+    responses=errors(404, 422, 429),
 )
 async def open_from_link(
     channel_slug: str,
     onboarding: OnboardingDep,
+    client: ClientAddress,
     state: Annotated[str, Query()] = "",
 ) -> RedirectResponse:
     """A channel's link: open a session and go to its page."""
-    opened = await onboarding.open_session_for_slug(channel_slug, state)
+    opened = await onboarding.open_session_for_slug(channel_slug, state, client)
     return RedirectResponse(opened.connect_url, status.HTTP_303_SEE_OTHER)
 
 

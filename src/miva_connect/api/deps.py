@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from miva_connect.channels.service import ChannelService
+from miva_connect.clientip import Network, client_address
 from miva_connect.db.models import Channel
 from miva_connect.errors import Unauthorized
 from miva_connect.health import Readiness
@@ -26,6 +27,12 @@ def _channels(request: Request) -> ChannelService:
     return service
 
 
+def _client_address(request: Request) -> str:
+    proxies: tuple[Network, ...] = request.state.trusted_proxies
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.get("x-forwarded-for"), proxies)
+
+
 def _readiness(request: Request) -> Readiness:
     readiness: Readiness = request.state.readiness
     return readiness
@@ -34,6 +41,7 @@ def _readiness(request: Request) -> Readiness:
 OnboardingDep = Annotated[OnboardingService, Depends(_onboarding)]
 ChannelsDep = Annotated[ChannelService, Depends(_channels)]
 ReadinessDep = Annotated[Readiness, Depends(_readiness)]
+ClientAddress = Annotated[str, Depends(_client_address)]
 
 
 async def _current_channel(

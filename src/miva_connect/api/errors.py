@@ -71,6 +71,9 @@ def _problem(item: Mapping[str, Any]) -> dict[str, str | None]:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot decode (not UTF-8, for one).
+        return _error(422, "invalid_request", "The body is not valid JSON.")
     code, message = _HTTP_ERRORS.get(
         exc.status_code, ("http_error", "The request could not be processed.")
     )

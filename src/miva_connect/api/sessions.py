@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 from fastapi.responses import RedirectResponse
 
-from miva_connect.api.deps import CurrentChannel, OnboardingDep
+from miva_connect.api.deps import ClientAddress, CurrentChannel, OnboardingDep
 from miva_connect.api.responses import errors
 from miva_connect.api.schemas import (
     Connected,
@@ -59,17 +59,18 @@ async def read_session(token: SessionToken, onboarding: OnboardingDep) -> Sessio
     )
 
 
-@router.post("/{id}/store-url", responses=errors(404, 409, 410, 422))
+@router.post("/{id}/store-url", responses=errors(404, 409, 410, 422, 429))
 async def submit_store_url(
-    token: SessionToken, body: StoreUrlSubmit, onboarding: OnboardingDep
+    token: SessionToken, body: StoreUrlSubmit, onboarding: OnboardingDep, client: ClientAddress
 ) -> StoreUrlChecked:
     """Normalise the store's Endpoint URL and confirm that it is a Miva JSON API."""
-    return StoreUrlChecked(store_url=await onboarding.check_store_url(token, body.store_url))
+    endpoint = await onboarding.check_store_url(token, body.store_url, client)
+    return StoreUrlChecked(store_url=endpoint)
 
 
-@router.post("/{id}/credentials", responses=errors(404, 409, 410, 422))
+@router.post("/{id}/credentials", responses=errors(404, 409, 410, 422, 429))
 async def submit_credentials(
-    token: SessionToken, body: CredentialsSubmit, onboarding: OnboardingDep
+    token: SessionToken, body: CredentialsSubmit, onboarding: OnboardingDep, client: ClientAddress
 ) -> Connected:
     """Validate the credentials against the store, store them encrypted, connect the merchant."""
     connection = await onboarding.connect(
@@ -80,6 +81,7 @@ async def submit_credentials(
             api_key=body.api_key.get_secret_value(),
             signing_key=body.signing_key.get_secret_value(),
         ),
+        client,
     )
     return Connected(
         status="connected",

@@ -70,8 +70,16 @@ async def migrated_database(settings: Settings) -> AsyncIterator[Database]:
 
 
 def uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
-    # log_config=None keeps our redacting log setup; no Server header.
-    return uvicorn.Config(app, host=host, port=port, log_config=None, server_header=False)  # type: ignore[arg-type]
+    # log_config=None keeps our redacting log setup; no Server header; client addresses
+    # come from the socket, and X-Forwarded-For is read only from MIVA_CONNECT_TRUSTED_PROXIES.
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,
+    )
 
 
 def serve(args: argparse.Namespace) -> int:

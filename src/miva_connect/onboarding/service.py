@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -16,24 +18,27 @@ from miva_connect.db.base import utcnow
 from miva_connect.db.engine import Database
 from miva_connect.db.models import Channel, OnboardingSession
 from miva_connect.db.repositories import ChannelRepository, MerchantRepository, SessionRepository
-from miva_connect.errors import AppError, InvalidRequest, NotFound
+from miva_connect.egress import AddressPolicy
+from miva_connect.errors import AppError, InvalidRequest, NotFound, ValidationFailed
 from miva_connect.onboarding import sessions
 from miva_connect.onboarding.credentials import StoreCredentials, endpoint_for, prepare_credentials
 from miva_connect.onboarding.redirects import with_query
 from miva_connect.onboarding.results import Connection, OpenedSession, SessionView
 from miva_connect.onboarding.validation import StoreValidator, warnings_for
+from miva_connect.ratelimit import RateLimiter
 from miva_connect.tokens import new_token, token_hash
 
 log = structlog.get_logger(__name__)
 
 MAX_STATE_LENGTH = 512
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class OnboardingConfig:
     public_url: str
     session_ttl: timedelta
-    allow_private_networks: bool
+    address_policy: AddressPolicy
 
 
 class OnboardingService:
@@ -43,15 +48,17 @@ class OnboardingService:
         validator: StoreValidator,
         cipher: CredentialCipher,
         config: OnboardingConfig,
+        limiter: RateLimiter,
         *,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._db = db
         self._validator = validator
+        self._limiter = limiter
         self._cipher = cipher
         self._config = config
         self._clock = clock
-        self._allow_private = config.allow_private_networks
+        self._policy = config.address_policy
 
     async def open_session(self, channel: Channel, state: str) -> OpenedSession:
         _check_state(state)
@@ -73,7 +80,9 @@ class OnboardingService:
         log.info("onboarding.session.opened", channel_id=channel.id)
         return OpenedSession(token, self.connect_url(token), expires_at)
 
-    async def open_session_for_slug(self, slug: str, state: str) -> OpenedSession:
+    async def open_session_for_slug(self, slug: str, state: str, client: str) -> OpenedSession:
+        """A channel's public link: anyone may open a session, so it is rate-limited."""
+        await self._limiter.check_session_opening(client)
         channel = None
         if is_slug(slug):
             async with self._db.transaction() as tx:
@@ -95,26 +104,30 @@ class OnboardingService:
             merchant_id=found.session.merchant_id,
         )
 
-    async def check_store_url(self, token: str, raw_url: str) -> str:
+    async def check_store_url(self, token: str, raw_url: str, client: str) -> str:
         """Normalise the URL and confirm it is a Miva JSON API; remember it on the session."""
         found = await sessions.load_pending(self._db, token, self._clock())
         try:
-            endpoint = endpoint_for(raw_url, allow_private=self._allow_private)
-            await self._validator.check_endpoint(endpoint)
+            endpoint = endpoint_for(raw_url, policy=self._policy)
+            await self._reach_store(
+                found, client, endpoint, lambda: self._validator.check_endpoint(endpoint)
+            )
         except AppError as failure:
             await sessions.record(self._db, found.session.id, failure.code)
             raise
         await sessions.record(self._db, found.session.id, "store_url_ok", store_url=endpoint)
         return endpoint
 
-    async def connect(self, token: str, submitted: StoreCredentials) -> Connection:
+    async def connect(self, token: str, submitted: StoreCredentials, client: str) -> Connection:
         """Validate credentials against the store, store them encrypted, complete the session."""
         found = await sessions.load_pending(self._db, token, self._clock())
         try:
             credentials = prepare_credentials(
-                submitted, found.session.store_url, allow_private=self._allow_private
+                submitted, found.session.store_url, policy=self._policy
             )
-            verification = await self._validator.verify(credentials)
+            verification = await self._reach_store(
+                found, client, credentials.store_url, lambda: self._validator.verify(credentials)
+            )
         except AppError as failure:
             await sessions.record(self._db, found.session.id, failure.code)
             log.info("onboarding.credentials.rejected", code=failure.code)
@@ -133,6 +146,24 @@ class OnboardingService:
         if found.status != "connected" or found.session.merchant_id is None:
             raise sessions.not_connected()
         return self._redirect_url(found.channel, found.session.state, found.session.merchant_id)
+
+    async def _reach_store(
+        self,
+        found: sessions.FoundSession,
+        client: str,
+        endpoint: str,
+        work: Callable[[], Awaitable[T]],
+    ) -> T:
+        """Spend the budgets first (no DNS, no connection before that), then call the store."""
+        session_id = found.session.id
+        host = urlsplit(endpoint).hostname or ""
+        await self._limiter.check_validation(session=session_id, client=client, store_host=host)
+        try:
+            async with self._limiter.outbound_slot():
+                return await work()
+        except ValidationFailed:
+            await self._limiter.record_failure(session=session_id, client=client)
+            raise
 
     def _redirect_url(self, channel: Channel, state: str, merchant_id: str) -> str:
         return with_query(channel.redirect_url, state=state, merchant_id=merchant_id)
