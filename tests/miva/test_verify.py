@@ -240,3 +240,16 @@ class TestSecretsStayOut:
         assert any(r.name == "httpx" for r in caplog.records)
         assert store.requests[0].headers[AUTH_HEADER].startswith(f"MIVA-HMAC-SHA256 {token}:")
         assert canaries.found_in(caplog.text + repr(caught.value)) == []
+
+
+class TestUnsignedGrace:
+    async def test_a_hanging_unsigned_check_does_not_hide_a_success(
+        self, store: FakeStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from miva_connect.miva import verify
+
+        monkeypatch.setattr(verify, "UNSIGNED_GRACE_SECONDS", 0.2)
+        store.unsigned_hangs = True
+        result = await asyncio.wait_for(store.verify(), timeout=5)
+        assert result.signature_enforced is None
+        assert result.store_name

@@ -3,11 +3,13 @@ so no connection is held while we wait on a merchant's store."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -30,6 +32,7 @@ def create_engine(url: str) -> AsyncEngine:
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
         )
         _serialise_sqlite_writes(engine)
+        _keep_sqlite_connections_on_cancel(engine)
         return engine
     return create_async_engine(url, hide_parameters=True, pool_pre_ping=True, pool_recycle=1800)
 
@@ -48,6 +51,19 @@ def _serialise_sqlite_writes(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _keep_sqlite_connections_on_cancel(engine: AsyncEngine) -> None:
+    # SQLAlchemy takes a cancellation mid-statement for a disconnect and closes the
+    # connection at once. aiosqlite finishes the statement in its thread anyway, so the
+    # close leaves it unfinalized: SQLite keeps the connection as a zombie that holds the
+    # BEGIN IMMEDIATE lock, and every later write waits out the busy timeout ("database
+    # is locked"). Treated as an ordinary error instead, the cursor is closed and the
+    # transaction rolled back as usual (the task still ends cancelled).
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _cancelled(context: ExceptionContext) -> None:
+        if isinstance(context.original_exception, asyncio.CancelledError):
+            context.is_disconnect = False
 
 
 class Database:

@@ -51,7 +51,7 @@ async def verify_credentials(
     try:
         store_code, store_name, denied = await _signed_check(client, probes)
         # Without a key the main check itself was unsigned, and the store took it.
-        accepts_unsigned = await unsigned if unsigned else True
+        accepts_unsigned = await _settle(unsigned) if unsigned else True
     finally:
         if unsigned:
             # Wait for the cancelled check, so it never outlives this call (or the caller's
@@ -101,6 +101,15 @@ def _text(value: object, limit: int) -> str:
     return "".join(c for c in value if c.isprintable())[:limit].strip()
 
 
+async def _settle(unsigned: asyncio.Task[bool | None]) -> bool | None:
+    """The unsigned check's answer, but a store that accepted the credentials is not kept
+    waiting on it: after the grace period the answer is "unclear"."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(unsigned), UNSIGNED_GRACE_SECONDS)
+    except TimeoutError:
+        return None
+
+
 async def _accepts_unsigned(client: MivaClient) -> bool | None:
     """Whether the token accepts a `MIVA <token>` request; None if the answer was unclear."""
     try:
@@ -112,6 +121,7 @@ async def _accepts_unsigned(client: MivaClient) -> bool | None:
     return True
 
 
+UNSIGNED_GRACE_SECONDS = 2.0
 MAX_NAME_LENGTH = 200
 MAX_CODE_LENGTH = 64
 

@@ -95,6 +95,8 @@ class StoreValidator:
             return _store_url_failure(
                 "store_redirected", location=location, extra={"location": location}
             )
+        if isinstance(error, miva.StalledMulticall):
+            return ValidationFailed(message("store_error"), code="store_error")
         if isinstance(error, miva.InvalidResponse):
             return _store_url_failure("not_a_miva_store", detail="")
         if isinstance(error, miva.HttpStatusError) and error.status_code in NOT_MIVA_DETAILS:
