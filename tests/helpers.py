@@ -8,6 +8,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 import httpx
 
 from miva_connect.channels.service import RegisteredChannel
+from tests import canaries
 
 
 def channel_auth(channel: RegisteredChannel) -> httpx.BasicAuth:
@@ -19,7 +20,7 @@ async def open_session(
 ) -> str:
     response = await client.post("/v1/sessions", json={"state": state}, auth=channel_auth(channel))
     assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    return canaries.bearer(str(response.json()["id"]))
 
 
 def closed_port() -> int:

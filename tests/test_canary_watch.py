@@ -33,3 +33,10 @@ def test_redaction_masks_secret_fields_and_miva_headers() -> None:
     assert event["api_key"] == REDACTED
     assert event["headers"]["accept"] == "json"
     assert event["key_id"] == "abcd1234"
+
+
+def test_session_tokens_in_paths_are_masked() -> None:
+    token = canaries.bearer("Abc_DEF-123456789012345678901234567890123")
+    event = redact(None, "info", {"event": f"POST /v1/sessions/{token}/credentials 200"})
+    assert token not in event["event"]
+    assert canaries.bearer_found_in(f"/connect/sessions/{token}") == [token]

@@ -143,3 +143,29 @@ class TestNoServerErrors:
             )
             assert response.status_code == 401
             assert response.json()["error"]["code"] == "unauthorized"
+
+
+class TestFormEncodedBodies:
+    async def test_a_form_is_refused_with_a_clear_error(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel
+    ) -> None:
+        session = await open_session(client, channel)
+        response = await client.post(
+            f"/v1/sessions/{session}/credentials",
+            data={"store_code": "S", "api_key": "k", "signing_key": ""},
+        )
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "invalid_request"
+
+    async def test_big_forms_are_refused_before_parsing(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel
+    ) -> None:
+        session = await open_session(client, channel)
+        many_fields = "&".join(f"f{n}=x" for n in range(5000))
+        response = await client.post(
+            f"/v1/sessions/{session}/credentials",
+            content=many_fields.encode(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "request_too_large"
