@@ -47,6 +47,8 @@ class TestNormalise:
             "x" * 3000,
             "https://example.com:99999/mm5",
             "javascript:alert(1)",
+            "https://xn--rk8d/mm5/",
+            "https://exa_mple.com/mm5/",
         ],
     )
     def test_rejects_what_is_not_a_url(self, pasted: str) -> None:

@@ -14,6 +14,8 @@ import ipaddress
 import re
 from urllib.parse import urlsplit, urlunsplit
 
+import idna
+
 from miva_connect.egress import DEFAULT_PORTS, AddressPolicy
 
 MAX_URL_LENGTH = 2048
@@ -71,8 +73,9 @@ def _host(hostname: str) -> str:
     except ValueError:
         pass
     try:
-        host = host.encode("idna").decode("ascii").lower()
-    except UnicodeError:
+        # IDNA 2008 with UTS 46 mapping: the rules httpx applies when it connects.
+        host = idna.encode(host, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         raise StoreUrlError("invalid_store_url", "the host name is not valid") from None
     if len(host) > 253 or not all(_LABEL.match(label) for label in host.split(".")):
         raise StoreUrlError("invalid_store_url", "the host name is not valid")
