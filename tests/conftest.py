@@ -23,6 +23,7 @@ from miva_connect.app import create_app
 from miva_connect.channels.service import ChannelService, RegisteredChannel
 from miva_connect.db.engine import Database, create_engine
 from miva_connect.db.migrations import upgrade
+from miva_connect.logs import configure_logging
 from miva_connect.sandbox import Sandbox, SandboxStore, SandboxToken, serve_in_thread
 from miva_connect.settings import Settings
 from tests import canaries
@@ -60,6 +61,8 @@ class CanaryHandler(logging.Handler):
 
 @pytest.fixture(scope="session", autouse=True)
 def canary_watch() -> Iterator[CanaryHandler]:
+    # Configure first: a structlog logger used before configuration stays bound to stdout.
+    configure_logging("DEBUG", "json")
     handler = CanaryHandler()
     root = logging.getLogger()
     root.addHandler(handler)

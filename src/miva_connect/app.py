@@ -84,7 +84,9 @@ def create_app(
 ) -> FastAPI:
     """Build the service; raises `EncryptionKeyError` without a usable key ring."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(
+        settings.log_level, settings.log_format, production=settings.environment == "production"
+    )
     cipher = build_cipher(settings)
 
     @asynccontextmanager

@@ -25,6 +25,20 @@ def _trusted(address: str, proxies: Sequence[Network]) -> bool:
     return any(ip in network for network in proxies)
 
 
+def rate_key(address: str) -> str:
+    """Whom to count a request against: IPv4 as is, IPv6 by its /64 (one subscriber gets
+    a whole /64, so single addresses are free to rotate), IPv4-mapped IPv6 as IPv4."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def client_address(peer: str | None, forwarded_for: str | None, proxies: Sequence[Network]) -> str:
     """The address to account a request to."""
     if not peer:

@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -100,7 +102,7 @@ class AddressPolicy:
     def is_allowed(self, ip: IPAddress) -> bool:
         """Whether a connection to `ip` is allowed, embedded IPv4 unwrapped."""
         if isinstance(ip, IPv6Address):
-            embedded = _embedded_ipv4(ip)
+            embedded = embedded_ipv4(ip)
             if not all(self._allows(inner) for inner in embedded):
                 return False
             if embedded and any(ip in net for net in _TRANSLATIONS):
@@ -122,7 +124,8 @@ class AddressPolicy:
         return ip.is_global and not ip.is_reserved and not any(ip in n for n in PUBLIC_DENIED)
 
 
-def _embedded_ipv4(ip: IPv6Address) -> list[IPv4Address]:
+def embedded_ipv4(ip: IPv6Address) -> list[IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo, NAT64, ...)."""
     if ip.ipv4_mapped is not None:
         return [ip.ipv4_mapped]
     if ip.sixtofour is not None:
@@ -144,13 +147,30 @@ class Resolver(Protocol):
 
 
 class SystemResolver:
-    """The system's resolver (getaddrinfo, both families, TCP), in the loop's executor."""
+    """The system's resolver (getaddrinfo, both families, TCP) on threads of its own.
+
+    A lookup that never answers keeps its thread even after the deadline cancels the
+    wait. In the loop's shared executor a few such names would stall everything else that
+    resolves there (the database driver too), so lookups get their own bounded pool, and
+    a full pool refuses at once instead of queueing.
+    """
+
+    def __init__(self, max_lookups: int = 16) -> None:
+        self._executor = ThreadPoolExecutor(max_lookups, thread_name_prefix="store-dns")
+        self._slots = threading.BoundedSemaphore(max_lookups)
 
     async def resolve(self, host: str, port: int) -> list[IPAddress]:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
+        if not self._slots.acquire(blocking=False):
+            raise DestinationRefused("too many lookups in progress")
+        loop = asyncio.get_running_loop()
+        infos = await loop.run_in_executor(self._executor, self._lookup, host, port)
         return list(dict.fromkeys(ip_address(str(info[4][0])) for info in infos))
+
+    def _lookup(self, host: str, port: int) -> list[Any]:
+        try:
+            return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        finally:
+            self._slots.release()  # when the thread is free again, not when the wait ends
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):

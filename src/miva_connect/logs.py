@@ -20,11 +20,14 @@ _HANDLER_NAME = "miva-connect"
 _SECRET_KEY = re.compile(r"token|key|secret|signature|authorization|password|cookie|state", re.I)
 _NOT_SECRET = frozenset({"key_id", "key_ids", "event"})
 _MIVA_HEADER = re.compile(r"\b(MIVA(?:-HMAC-SHA(?:1|256))?)\s+[^\s\"',]+")
+# Query strings (access logs) carry a channel's `state`: keep the names, mask the values.
+_QUERY_VALUE = re.compile(r"([?&][^=&\s\"']+=)[^&\s\"']+")
 _BEARER_PATH = re.compile(r"(/connect/sessions/|/v1/sessions/)[A-Za-z0-9_-]{16,}")
 
 
 def _scrub(text: str) -> str:
     text = _MIVA_HEADER.sub(rf"\1 {REDACTED}", text)
+    text = _QUERY_VALUE.sub(rf"\1{REDACTED}", text)
     return _BEARER_PATH.sub(rf"\1{REDACTED}", text)
 
 
@@ -45,9 +48,12 @@ def redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDi
     return {key: _clean(key, value) for key, value in event_dict.items()}
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
-    """Route stdlib and structlog output through one redacting formatter."""
-    json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+def configure_logging(level: str = "INFO", fmt: str = "auto", *, production: bool = False) -> None:
+    """Route stdlib and structlog output through one redacting formatter.
+
+    `auto` means JSON in production or when stderr is not a terminal, readable otherwise.
+    """
+    json_output = fmt == "json" or (fmt == "auto" and (production or not sys.stderr.isatty()))
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

@@ -10,6 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+REQUEST_ID_SCOPE_KEY = "miva_connect.request_id"
+
 
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
@@ -20,6 +22,8 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = uuid.uuid4().hex
+        # Kept in the scope too: the app's last-resort error handler runs outside us.
+        scope[REQUEST_ID_SCOPE_KEY] = request_id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

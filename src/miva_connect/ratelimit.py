@@ -114,11 +114,11 @@ class RateLimiter:
             ) from None
 
     async def _consume_or_fail(self, keys: list[tuple[str, str]]) -> None:
+        # `hit` checks and counts in one atomic step (a Lua script on Redis): a test-then-hit
+        # pair would let a concurrent burst through every budget.
         for name, key in keys:
-            if not await self._windows.test(self._checks[name], name, key):
+            if not await self._windows.hit(self._checks[name], name, key):
                 raise RateLimited(await self._retry_after(name, key))
-        for name, key in keys:
-            await self._windows.hit(self._checks[name], name, key)
 
     async def _retry_after(self, name: str, key: str) -> int:
         stats = await self._windows.get_window_stats(self._checks[name], name, key)

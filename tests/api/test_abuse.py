@@ -202,3 +202,71 @@ class TestOutboundCap:
                 assert (await slow).json()["error"]["code"] == "access_denied"
         finally:
             sandbox.state.login_delay = 0.0
+
+
+class TestReviewFindings:
+    async def test_a_concurrent_burst_cannot_pass_a_shared_budget(
+        self, settings: Settings, channel: RegisteredChannel, sandbox: SandboxServer
+    ) -> None:
+        shared = limited(settings, rate_limit_per_session="2 per hour").model_copy(
+            update={"redis_url": "redis://127.0.0.1:6379/0"}
+        )
+        async with running_app(shared) as app:
+            http = await app.client(random_ip())
+            session = await open_session(http, channel)
+            url = f"/v1/sessions/{session}/store-url"
+            burst = await asyncio.gather(
+                *(http.post(url, json={"store_url": sandbox.endpoint}) for _ in range(20))
+            )
+        assert sorted(r.status_code for r in burst) == [200, 200] + [429] * 18
+
+    async def test_ipv6_clients_count_by_their_64(
+        self, app_factory: Any, channel: RegisteredChannel, sandbox: SandboxServer
+    ) -> None:
+        app = await app_factory(rate_limit_per_client="2 per hour")
+        prefix = f"2001:db8:{secrets.randbelow(65535):x}:{secrets.randbelow(65535):x}"
+        codes = [
+            (
+                await check_url(await app.client(f"{prefix}::{n}"), channel, sandbox.endpoint)
+            ).status_code
+            for n in range(1, 5)
+        ]
+        assert codes == [200, 200, 429, 429]
+
+    async def test_every_forwarded_for_line_is_read(
+        self, settings: Settings, channel: RegisteredChannel, sandbox: SandboxServer
+    ) -> None:
+        proxy, real = random_ip(), random_ip()
+        tuned = limited(settings, rate_limit_per_client="2 per hour").model_copy(
+            update={"trusted_proxies": [proxy]}
+        )
+        async with running_app(tuned) as app:
+            http = await app.client(proxy)
+            codes = []
+            for n in range(4):
+                session = await open_session(http, channel)
+                response = await http.post(
+                    f"/v1/sessions/{session}/store-url",
+                    json={"store_url": sandbox.endpoint},
+                    headers=[("X-Forwarded-For", f"1.2.3.{n}"), ("X-Forwarded-For", real)],
+                )
+                codes.append(response.status_code)
+        assert codes == [200, 200, 429, 429]
+
+    async def test_limits_are_spent_before_any_dns_lookup(
+        self, settings: Settings, channel: RegisteredChannel
+    ) -> None:
+        from tests.helpers import StubResolver
+
+        resolver = StubResolver({"shop.example": ["203.0.113.5"]})
+        tuned = limited(settings, rate_limit_per_session="1 per hour")
+        refuse = httpx.MockTransport(lambda _r: httpx.Response(503))
+        async with running_app(tuned, miva_transport=refuse, miva_resolver=resolver) as app:
+            http = await app.client(random_ip())
+            session = await open_session(http, channel)
+            url = f"/v1/sessions/{session}/store-url"
+            await http.post(url, json={"store_url": "http://shop.example/mm5/"})
+            looked_up = len(resolver.calls)
+            assert_limited(await http.post(url, json={"store_url": "http://shop.example/mm5/"}))
+        assert looked_up == 1
+        assert len(resolver.calls) == 1

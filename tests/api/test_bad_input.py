@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -169,3 +170,29 @@ class TestFormEncodedBodies:
         )
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "request_too_large"
+
+
+class TestLoneSurrogates:
+    @pytest.mark.parametrize("field", ["store_url", "store_code", "api_key", "signing_key"])
+    async def test_in_credentials(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel, field: str
+    ) -> None:
+        session = await open_session(client, channel)
+        body = {"store_url": "http://127.0.0.1/mm5/", "store_code": "S", "api_key": "k"}
+        raw = json.dumps({**body, field: "x"}).replace('"x"', '"\\ud800"').encode()
+        response = await client.post(
+            f"/v1/sessions/{session}/credentials",
+            content=raw,
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+
+    async def test_in_state(self, client: httpx.AsyncClient, channel: RegisteredChannel) -> None:
+        response = await client.post(
+            "/v1/sessions",
+            content=b'{"state": "\\ud800"}',
+            headers={"content-type": "application/json"},
+            auth=channel_auth(channel),
+        )
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "invalid_state"

@@ -155,3 +155,21 @@ class TestAddressPolicy:
             with pytest.raises(StoreUrlError) as caught:
                 normalise_store_url(pasted, policy=policy)
             assert caught.value.code == "store_url_not_allowed"
+
+
+class TestLiteralSpelling:
+    def test_ipv4_mapped_ipv6_is_written_as_ipv4(self) -> None:
+        endpoint = normalise_store_url("https://[::ffff:93.184.216.34]/mm5/", policy=PUBLIC)
+        assert endpoint == "https://93.184.216.34/mm5/json.mvc"
+
+    @pytest.mark.parametrize(
+        "url", ["https://[64:ff9b::5db8:d822]/mm5/", "https://[2002:5db8:d822::1]/mm5/"]
+    )
+    def test_ipv4_inside_other_ipv6_forms_is_refused(self, url: str) -> None:
+        with pytest.raises(StoreUrlError) as caught:
+            normalise_store_url(url, policy=PUBLIC)
+        assert caught.value.code == "store_url_not_allowed"
+
+    def test_zone_ids_are_refused(self) -> None:
+        with pytest.raises(StoreUrlError):
+            normalise_store_url("https://[2606:4700::1111%25eth0]/mm5/", policy=PUBLIC)

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from miva_connect.channels.service import ChannelService
-from miva_connect.clientip import Network, client_address
+from miva_connect.clientip import Network, client_address, rate_key
 from miva_connect.db.models import Channel
 from miva_connect.errors import Unauthorized
 from miva_connect.health import Readiness
@@ -30,7 +30,9 @@ def _channels(request: Request) -> ChannelService:
 def _client_address(request: Request) -> str:
     proxies: tuple[Network, ...] = request.state.trusted_proxies
     peer = request.client.host if request.client else None
-    return client_address(peer, request.headers.get("x-forwarded-for"), proxies)
+    # Several X-Forwarded-For lines form one list (some proxies add a line of their own).
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
+    return rate_key(client_address(peer, forwarded, proxies))
 
 
 def _readiness(request: Request) -> Readiness:

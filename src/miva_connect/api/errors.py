@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from miva_connect.crypto import DecryptionError
 from miva_connect.errors import AppError
+from miva_connect.middleware import REQUEST_ID_SCOPE_KEY, SECURITY_HEADERS
 
 log = structlog.get_logger(__name__)
 
@@ -95,9 +96,13 @@ async def _database_unavailable(_request: Request, exc: Exception) -> JSONRespon
     return _error(503, "service_unavailable", "The service is unavailable. Try again shortly.")
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("request.failed", error=type(exc).__name__)
-    return _error(500, "internal_error", "Something went wrong on our side. Try again later.")
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette runs this outside every middleware: add what they would have added.
+    request_id = str(request.scope.get(REQUEST_ID_SCOPE_KEY, ""))
+    log.exception("request.failed", error=type(exc).__name__, request_id=request_id)
+    response = _error(500, "internal_error", "Something went wrong on our side. Try again later.")
+    response.headers.update({**SECURITY_HEADERS, "X-Request-ID": request_id})
+    return response
 
 
 def add_exception_handlers(app: FastAPI) -> None:

@@ -232,9 +232,17 @@ class OnboardingService:
         }
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which JSON's \ud800 escape can carry
+        return False
+    return True
+
+
 def _check_state(state: str) -> None:
     # Returned unchanged to the channel; only what a database text column cannot hold is refused.
-    if len(state) > MAX_STATE_LENGTH or "\x00" in state:
+    if len(state) > MAX_STATE_LENGTH or "\x00" in state or not _is_utf8(state):
         raise InvalidRequest(
             f"state must be at most {MAX_STATE_LENGTH} characters, without NUL characters.",
             code="invalid_state",

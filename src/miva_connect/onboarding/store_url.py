@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import idna
 
-from miva_connect.egress import DEFAULT_PORTS, AddressPolicy
+from miva_connect.egress import DEFAULT_PORTS, AddressPolicy, embedded_ipv4
 
 MAX_URL_LENGTH = 2048
 DEFAULT_FOLDER = "mm5"
@@ -69,9 +69,11 @@ def _host(hostname: str) -> str:
     if not host:
         raise StoreUrlError("invalid_store_url", "no host name")
     try:
-        return str(ipaddress.ip_address(host))
+        address = ipaddress.ip_address(host)
     except ValueError:
-        pass
+        address = None
+    if address is not None:
+        return _literal(address)
     try:
         # IDNA 2008 with UTS 46 mapping: the rules httpx applies when it connects.
         host = idna.encode(host, uts46=True).decode("ascii")
@@ -80,6 +82,20 @@ def _host(hostname: str) -> str:
     if len(host) > 253 or not all(_LABEL.match(label) for label in host.split(".")):
         raise StoreUrlError("invalid_store_url", "the host name is not valid")
     return host
+
+
+def _literal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """An IP literal in one canonical spelling, so one host cannot pose as many."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id:
+            raise StoreUrlError("invalid_store_url", "a zone id is not allowed")
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        if embedded_ipv4(address):
+            raise StoreUrlError(
+                "store_url_not_allowed", "write an IPv4 address as it is, not inside IPv6"
+            )
+    return str(address)
 
 
 def _check_policy(scheme: str, host: str, port: int | None, policy: AddressPolicy) -> None:
