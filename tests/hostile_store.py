@@ -266,3 +266,15 @@ def gzip_bomb(content: bytes, mebibytes: int, layers: int = 1) -> bytes:
     for _ in range(layers - 1):
         body = gzip.compress(body, 9)
     return body
+
+
+def credentials(store_url: str) -> dict[str, str]:
+    """A merchant's form for the hostile store, with canary secrets."""
+    from tests import canaries
+
+    return {
+        "store_url": store_url,
+        "store_code": STORE_CODE,
+        "api_key": canaries.api_key(),
+        "signing_key": canaries.signing_key(),
+    }

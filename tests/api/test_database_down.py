@@ -18,14 +18,13 @@ from miva_connect.db.engine import Database
 from miva_connect.db.models import ChannelMerchant, Merchant, OnboardingSession
 from miva_connect.settings import Settings
 from miva_connect.tokens import token_hash
-from tests import canaries
 from tests.conftest import serve_app
 from tests.db_proxy import TcpProxy, tcp_proxy
 from tests.helpers import channel_auth, open_session
 from tests.hostile_store import (
-    STORE_CODE,
     Connection,
     Request,
+    credentials,
     each_request,
     hostile_store,
     miva_reply,
@@ -56,15 +55,6 @@ async def proxied_client(
     }
     async with serve_app(settings.model_copy(update=update)) as http:
         yield http
-
-
-def credentials(store_url: str) -> dict[str, str]:
-    return {
-        "store_url": store_url,
-        "store_code": STORE_CODE,
-        "api_key": canaries.api_key(),
-        "signing_key": canaries.signing_key(),
-    }
 
 
 def assert_service_unavailable(response: httpx.Response) -> None:

@@ -27,17 +27,16 @@ from miva_connect.app import create_app
 from miva_connect.channels.service import RegisteredChannel
 from miva_connect.miva import ROLE_GROUP_PROBES
 from miva_connect.settings import Settings
-from tests import canaries
 from tests.conftest import _check_response, serve_app
 from tests.helpers import channel_auth, open_session
 from tests.hostile_store import (
     MIB,
     SIGNATURE_REQUIRED,
-    STORE_CODE,
     STORE_NAME,
     Connection,
     Handler,
     Request,
+    credentials,
     each_request,
     gzip_bomb,
     gzip_padded,
@@ -59,15 +58,6 @@ REDIRECT_TARGET = "https://www.shop.example:8443/mm5/json.mvc?session=abc#frag"
 async def fault_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with serve_app(settings.model_copy(update={"miva_timeout_seconds": DEADLINE})) as http:
         yield http
-
-
-def credentials(store_url: str) -> dict[str, str]:
-    return {
-        "store_url": store_url,
-        "store_code": STORE_CODE,
-        "api_key": canaries.api_key(),
-        "signing_key": canaries.signing_key(),
-    }
 
 
 @dataclass
