@@ -34,6 +34,7 @@ from miva_connect.onboarding.service import OnboardingConfig, OnboardingService
 from miva_connect.onboarding.validation import StoreValidator
 from miva_connect.ratelimit import LimitsConfig, RateLimiter, storage_uri
 from miva_connect.settings import Settings, get_settings
+from miva_connect.web import static_files, web_router
 
 log = structlog.get_logger(__name__)
 
@@ -116,6 +117,8 @@ def create_app(
     _add_middleware(app, settings)
     add_exception_handlers(app)
     app.include_router(api_router)
+    app.include_router(web_router)
+    app.mount("/static", static_files(), name="static")
     return app
 
 
@@ -129,6 +132,7 @@ def _state(
         public_url=settings.public_base_url,
         session_ttl=timedelta(seconds=settings.session_ttl_seconds),
         address_policy=address_policy(settings),
+        egress_ips=tuple(settings.egress_ips),
     )
     limiter = RateLimiter(
         LimitsConfig(

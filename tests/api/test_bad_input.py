@@ -50,7 +50,9 @@ def bodies(fields: list[str]) -> list[Any]:
 
 def assert_clear(response: httpx.Response) -> None:
     assert response.status_code < 500, (response.request.url.path, response.text)
-    if response.status_code >= 400:
+    if response.headers.get("content-type", "").startswith("text/html"):  # the web pages
+        assert '<html lang="en">' in response.text
+    elif response.status_code >= 400:
         error = response.json()["error"]
         assert error["code"]
         assert error["message"]

@@ -24,6 +24,7 @@ class SessionView:
     store_url: str | None
     channel_name: str
     merchant_id: str | None
+    channel_redirect_url: str = ""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ class OnboardingConfig:
     public_url: str
     session_ttl: timedelta
     address_policy: AddressPolicy
+    egress_ips: tuple[str, ...] = ()
 
 
 class OnboardingService:
@@ -91,6 +92,15 @@ class OnboardingService:
             raise NotFound("No channel is registered under this link.", code="channel_not_found")
         return await self.open_session(channel, state)
 
+    @property
+    def public_url(self) -> str:
+        return self._config.public_url
+
+    @property
+    def egress_ips(self) -> tuple[str, ...]:
+        """The addresses a merchant must allow on the token (may be empty)."""
+        return self._config.egress_ips
+
     def connect_url(self, token: str) -> str:
         return f"{self._config.public_url}/connect/sessions/{token}"
 
@@ -102,6 +112,7 @@ class OnboardingService:
             store_url=found.session.store_url,
             channel_name=found.channel.name,
             merchant_id=found.session.merchant_id,
+            channel_redirect_url=found.channel.redirect_url,
         )
 
     async def check_store_url(self, token: str, raw_url: str, client: str) -> str:
