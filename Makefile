@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint pytest clean
+.PHONY: run test install lint pytest screenshots clean
 
 run: install .env
 	$(BIN)/miva-connect demo
@@ -30,7 +30,16 @@ lint:
 
 pytest:
 	scripts/ensure-services.sh
+	scripts/ensure-chromium.sh
 	$(BIN)/pytest
+
+# Regenerate the README's screenshots of each step (the tests save them in screenshots/).
+screenshots: install
+	scripts/ensure-services.sh
+	scripts/ensure-chromium.sh
+	$(BIN)/pytest -q tests/e2e -k "sqlite"
+	mkdir -p docs/screenshots
+	cp screenshots/flow/*.png docs/screenshots/
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -473,3 +473,18 @@ class TestOddBodies:
             f"{merchant.path}/store-url", json={"store_url": "https://shop.example/mm5/json.mvc"}
         )
         assert response.status_code == 403
+
+
+def test_a_null_origin_passes_only_as_same_origin() -> None:
+    """Chromium posts `Origin: null` under `Referrer-Policy: no-referrer` (seen in the
+    browser tests); `Sec-Fetch-Site` still tells same-origin from cross-site."""
+    from starlette.datastructures import Headers
+
+    from miva_connect.web.csrf import same_origin_request
+
+    public = "http://127.0.0.1:8000"
+    assert same_origin_request(Headers({"origin": "null", "sec-fetch-site": "same-origin"}), public)
+    assert not same_origin_request(Headers({"origin": "null"}), public)
+    assert not same_origin_request(
+        Headers({"origin": "null", "sec-fetch-site": "same-site"}), public
+    )

@@ -29,8 +29,18 @@ def origin_of(url: str) -> str:
 
 
 def same_origin_request(headers: Headers, public_url: str) -> bool:
-    """False when the browser says the request came from another site or origin."""
-    if headers.get("sec-fetch-site", "").lower() == "cross-site":
+    """False when the browser says the request came from another site or origin.
+
+    Our pages send `Referrer-Policy: no-referrer`, under which Chromium posts forms with
+    `Origin: null`; `Sec-Fetch-Site` is not affected, so `null` passes only when that
+    header says same-origin.
+    """
+    fetch_site = headers.get("sec-fetch-site", "").lower()
+    if fetch_site in ("cross-site", "same-site"):
         return False
     origin = headers.get("origin")
-    return origin is None or origin.lower() == origin_of(public_url)
+    if origin is None:
+        return True
+    if origin == "null":
+        return fetch_site == "same-origin"
+    return origin.lower() == origin_of(public_url)
