@@ -13,10 +13,11 @@ import pytest
 from miva_connect.channels.service import RegisteredChannel
 from miva_connect.db.engine import Database
 from miva_connect.sandbox import GROUP_CUSTOMERS, GROUP_ORDERS, GROUP_PRODUCTS, SandboxToken
+from miva_connect.settings import Settings
 from miva_connect.web.csrf import form_token
 from tests import canaries
 from tests.api.test_sessions import expire
-from tests.conftest import EGRESS_IPS, SandboxServer
+from tests.conftest import EGRESS_IPS, SandboxServer, serve_app
 from tests.helpers import open_session
 
 SECRET_FIELDS = ("api_key", "signing_key")
@@ -488,3 +489,26 @@ def test_a_null_origin_passes_only_as_same_origin() -> None:
     assert not same_origin_request(
         Headers({"origin": "null", "sec-fetch-site": "same-site"}), public
     )
+
+
+class TestAppWideErrorsOnPages:
+    async def test_a_body_over_the_limit_gets_a_page(
+        self, client: httpx.AsyncClient, channel: RegisteredChannel
+    ) -> None:
+        session = await open_session(client, channel)
+        response = await client.post(
+            f"/connect/sessions/{session}/credentials", data={"api_key": "k" * 20_000}
+        )
+        assert response.status_code == 413
+        assert response.headers["content-type"].startswith("text/html")
+        assert "too large" in response.text
+
+    async def test_a_database_outage_gets_a_page(self, settings: Settings) -> None:
+        gone = settings.model_copy(
+            update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:1/none"}
+        )
+        async with serve_app(gone) as http:
+            response = await http.get("/connect/sessions/" + "x" * 43)
+        assert response.status_code == 503
+        assert response.headers["content-type"].startswith("text/html")
+        assert "reload this page" in response.text

@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -17,6 +17,8 @@ from miva_connect.errors import AppError
 from miva_connect.middleware import REQUEST_ID_SCOPE_KEY, SECURITY_HEADERS
 
 log = structlog.get_logger(__name__)
+
+PAGES_PREFIX = "/connect/sessions/"
 
 # Our own texts: pydantic's may quote the submitted value (a key, a token).
 _FIELD_MESSAGES = {
@@ -36,6 +38,17 @@ _HTTP_ERRORS = {
     405: ("method_not_allowed", "Method not allowed."),
     413: ("request_too_large", "The request body is too large."),
 }
+
+
+def _for_pages(request: Request, response: JSONResponse) -> Response:
+    """The merchant's pages get an HTML page where the API gets its JSON error."""
+    if request.url.path.startswith(PAGES_PREFIX):
+        from miva_connect.web.pages import page_for_error  # the web layer sits above this one
+
+        page = page_for_error(response.status_code)
+        if page is not None:
+            return page
+    return response
 
 
 def _error(status: int, code: str, message: str, **extra: object) -> JSONResponse:
@@ -70,7 +83,7 @@ def _problem(item: Mapping[str, Any]) -> dict[str, str | None]:
     }
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400:
         # FastAPI's answer to a body it cannot decode (not UTF-8, for one).
@@ -80,7 +93,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
     response = _error(exc.status_code, code, message)
     response.headers.update(exc.headers or {})
-    return response
+    return _for_pages(request, response)
 
 
 async def _decryption_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -90,10 +103,11 @@ async def _decryption_error(_request: Request, exc: Exception) -> JSONResponse:
     return _error(503, "service_unavailable", "The service is not able to read stored data.")
 
 
-async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
     # The database is down, unreachable or not migrated: ops' problem, and a retry may work.
     log.error("database.unavailable", error=type(exc).__name__)
-    return _error(503, "service_unavailable", "The service is unavailable. Try again shortly.")
+    response = _error(503, "service_unavailable", "The service is unavailable. Try again shortly.")
+    return _for_pages(request, response)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -92,6 +92,15 @@ def _gone(error: AppError) -> HTMLResponse:
     return _message(error.status_code, heading, "gone_text")
 
 
+def page_for_error(status_code: int) -> HTMLResponse | None:
+    """An HTML page for the app-wide errors that reach a merchant's page (413, 503)."""
+    keys = {
+        413: ("too_large_heading", "too_large_text"),
+        503: ("unavailable_heading", "unavailable_text"),
+    }.get(status_code)
+    return _message(status_code, *keys) if keys else None
+
+
 def _message(status_code: int, heading_key: str, text_key: str) -> HTMLResponse:
     return _render(
         "message.html", status_code=status_code, heading_key=heading_key, text_key=text_key
