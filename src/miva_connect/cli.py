@@ -59,6 +59,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     from miva_connect.sandbox import demo_sandbox, run_sandbox
 
     sandbox = demo_sandbox()
+    sandbox.latency = args.latency_ms / 1000
     print(demo.sandbox_banner(f"http://{args.host}:{args.port}"), flush=True)
     run_sandbox(sandbox, args.host, args.port)
     return 0
@@ -100,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="run a local Miva JSON API store")
     sandbox.add_argument("--host", default="127.0.0.1", help="address (%(default)s)")
     sandbox.add_argument("--port", type=int, default=8100, help="port (%(default)s)")
+    sandbox.add_argument(
+        "--latency-ms", type=float, default=0.0, help="added to every API reply (%(default)s)"
+    )
     sandbox.set_defaults(handler=_sandbox)
 
     checker = commands.add_parser(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import socket
+import time
 
 import httpx
 import pytest
@@ -134,3 +135,12 @@ def test_serve_in_thread_starts_and_stops() -> None:
         socket.create_connection((host, int(port)), timeout=1),
     ):
         pass
+
+
+def test_latency_delays_every_api_reply(caller, sandbox: Sandbox) -> None:
+    sandbox.latency = 0.2
+    started = time.monotonic()
+    assert caller.store_load().json()["success"] == 1
+    assert caller.post(b"", authorization="").status_code == 200
+    # A lower bound only: the reply waits at least the configured latency each time.
+    assert time.monotonic() - started >= 0.4

@@ -78,6 +78,8 @@ def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None =
 async def json_api(sandbox: Sandbox, request: Request) -> Response:
     """json.mvc: the API path when the auth header is present, else the browser path."""
     raw, client_ip = await _record(sandbox, request)
+    if sandbox.latency > 0:
+        await asyncio.sleep(sandbox.latency)
     authorization = request.headers.get(AUTH_HEADER, "")
     content_type = request.headers.get("content-type", "")
     if not authorization:

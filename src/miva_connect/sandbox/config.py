@@ -74,6 +74,8 @@ class Sandbox:
     api_offline: bool = False
     # Seconds slept on a failed token or IP check, like Miva's FailedLoginDelay.
     login_delay: float = 0.0
+    # Seconds added to every json.mvc reply: the network and server time of a real store.
+    latency: float = 0.0
     # Stand-in for Miva's per-request time budget: more operations answer HTTP 206.
     max_operations_per_request: int | None = None
     # Tests inspect what was sent; a long-running demo keeps nothing.
