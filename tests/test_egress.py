@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
+import aiohttp
 import httpcore
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from miva_connect import miva
 from miva_connect.egress import AddressPolicy, DestinationRefused, GuardedTransport
 from miva_connect.errors import ValidationFailed
 from miva_connect.miva import store_http_client
+from miva_connect.miva.http import AiohttpNetwork, NetworkKind, network_transport
 from miva_connect.onboarding.validation import StoreValidator
 from tests.conftest import SandboxServer
 from tests.helpers import StubResolver
@@ -332,6 +334,7 @@ class TlsStore:
     hosts: list[str] = field(default_factory=list)
     server_names: list[str | None] = field(default_factory=list)
     connections: int = 0
+    network: NetworkKind = "aiohttp"
 
 
 async def _answer(store: TlsStore, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
@@ -359,7 +362,7 @@ async def _answer(store: TlsStore, reader: asyncio.StreamReader, writer: asyncio
 
 
 @pytest.fixture(scope="module")
-async def tls_store() -> AsyncIterator[TlsStore]:
+async def _tls_store() -> AsyncIterator[TlsStore]:
     """An https json.mvc on 127.0.0.1 with a certificate for `merchant.test` only."""
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -384,8 +387,15 @@ async def tls_store() -> AsyncIterator[TlsStore]:
 
 def tls_client(store: TlsStore, resolver: StubResolver) -> httpx.AsyncClient:
     # Loopback is allowed here only because the test store lives there.
-    inner = httpx.AsyncHTTPTransport(verify=store.client_context, retries=0, trust_env=False)
+    inner = network_transport(store.network, verify=store.client_context)
     return store_http_client(timeout=2, policy=PRIVATE, resolver=resolver, transport=inner)
+
+
+@pytest.fixture(params=["aiohttp", "httpcore"])
+def tls_store(request: pytest.FixtureRequest, _tls_store: TlsStore) -> TlsStore:
+    """The https store, reached through each network transport in turn."""
+    _tls_store.network = request.param
+    return _tls_store
 
 
 class TestTls:
@@ -407,7 +417,7 @@ class TestTls:
             with pytest.raises(miva.TransportError) as caught:
                 await miva.probe(http, f"https://other.test:{tls_store.port}/mm5/json.mvc")
             assert not isinstance(caught.value, miva.BlockedDestination)
-            assert isinstance(caught.value.__cause__, httpx.ConnectError)
+            assert isinstance(caught.value.__cause__, httpx.TransportError)
             assert len(tls_store.hosts) == served
 
     async def test_a_verified_connection_is_not_reused_for_another_name(
@@ -425,8 +435,9 @@ class TestTls:
 # -- nothing from the environment ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("network", ["aiohttp", "httpcore"])
 async def test_proxy_and_certificate_variables_change_nothing(
-    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer
+    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer, network: NetworkKind
 ) -> None:
     for variable in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "all_proxy"):
         monkeypatch.setenv(variable, "http://127.0.0.1:9")
@@ -435,16 +446,22 @@ async def test_proxy_and_certificate_variables_change_nothing(
     port = httpx.URL(sandbox.base_url).port
     resolver = StubResolver({"merchant.test": ["127.0.0.1"]})
     # Built under these variables: a transport that read SSL_CERT_FILE would fail here.
-    async with store_http_client(timeout=2, policy=PRIVATE, resolver=resolver) as http:
+    http = store_http_client(timeout=2, policy=PRIVATE, resolver=resolver, network=network)
+    async with http:
         guard = http._transport
         assert isinstance(guard, GuardedTransport)
         assert http._mounts == {}
         assert not http.trust_env
-        inner = guard._inner
-        assert isinstance(inner, httpx.AsyncHTTPTransport)
-        assert type(inner._pool) is httpcore.AsyncConnectionPool  # not a proxy pool
         before = len(sandbox.state.requests)
         await miva.probe(http, f"http://merchant.test:{port}/mm5/json.mvc")
+        inner = guard._inner
+        if isinstance(inner, AiohttpNetwork):
+            assert inner.proxy is None
+            assert isinstance(inner.client, aiohttp.ClientSession)
+            assert not inner.client.trust_env
+        else:
+            assert isinstance(inner, httpx.AsyncHTTPTransport)
+            assert type(inner._pool) is httpcore.AsyncConnectionPool  # not a proxy pool
     (request,) = sandbox.state.requests[before:]
     assert request.headers["host"] == f"merchant.test:{port}"
     assert resolver.calls == ["merchant.test"]

@@ -74,6 +74,9 @@ def miva_http_client(
         policy=address_policy(settings),
         resolver=resolver,
         transport=transport,
+        network=settings.store_network,
+        # Each validation holds up to two connections (the signed and the unsigned check).
+        max_connections=2 * settings.max_concurrent_validations + 10,
     )
 
 

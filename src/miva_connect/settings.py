@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     rate_limit_per_store_host: str = "10 per hour"
     rate_limit_sessions_per_client: str = "30 per hour"
     max_concurrent_validations: int = Field(default=20, ge=1, le=1000)
+    # What opens connections to stores under the egress guard; `httpcore` is httpx's own.
+    store_network: Literal["aiohttp", "httpcore"] = "aiohttp"
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
