@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint pytest screenshots clean
+.PHONY: run test install lint pytest bench screenshots clean
 
 run: install .env
 	$(BIN)/miva-connect demo
@@ -24,14 +24,21 @@ $(VENV)/.installed: pyproject.toml
 	@umask 077; echo "MIVA_CONNECT_ENCRYPTION_KEYS=$$($(BIN)/miva-connect keys generate)" > .env
 
 lint:
-	$(BIN)/ruff check src tests alembic
-	$(BIN)/ruff format --check src tests alembic
+	$(BIN)/ruff check src tests alembic bench
+	$(BIN)/ruff format --check src tests alembic bench
 	$(BIN)/mypy
 
 pytest:
 	scripts/ensure-services.sh
 	scripts/ensure-chromium.sh
+	scripts/ensure-wrk.sh
 	$(BIN)/pytest
+
+# The benchmark (about 4 minutes): writes bench/RESULTS.md and bench/RESULTS.json.
+bench: install
+	scripts/ensure-services.sh
+	scripts/ensure-wrk.sh
+	$(BIN)/python -m bench.run
 
 # Regenerate the README's screenshots of each step (the tests save them in screenshots/).
 screenshots: install

@@ -87,6 +87,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", *, production: boo
     root.setLevel(level)
     # aiosqlite narrates every cursor call at DEBUG, parameters included.
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+    # httpx logs every store request at INFO: our own `miva.check.failed` says what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -1,4 +1,8 @@
-"""Dependencies: services from the lifespan state, and channel authentication."""
+"""Dependencies: services from the lifespan state, and channel authentication.
+
+All `async def`: FastAPI runs a plain `def` dependency on a worker thread, a thread hop
+per dependency per request for what is an attribute lookup.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +21,17 @@ from miva_connect.onboarding.service import OnboardingService
 _basic = HTTPBasic(auto_error=False, description="Channel id and secret.")
 
 
-def _onboarding(request: Request) -> OnboardingService:
+async def _onboarding(request: Request) -> OnboardingService:
     service: OnboardingService = request.state.onboarding
     return service
 
 
-def _channels(request: Request) -> ChannelService:
+async def _channels(request: Request) -> ChannelService:
     service: ChannelService = request.state.channels
     return service
 
 
-def _client_address(request: Request) -> str:
+async def _client_address(request: Request) -> str:
     proxies: tuple[Network, ...] = request.state.trusted_proxies
     peer = request.client.host if request.client else None
     # Several X-Forwarded-For lines form one list (some proxies add a line of their own).
@@ -35,7 +39,7 @@ def _client_address(request: Request) -> str:
     return rate_key(client_address(peer, forwarded, proxies))
 
 
-def _readiness(request: Request) -> Readiness:
+async def _readiness(request: Request) -> Readiness:
     readiness: Readiness = request.state.readiness
     return readiness
 
