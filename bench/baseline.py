@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    print(json.dumps(run(args.endpoint, args.first, args.count, args.threads)))  # noqa: T201
+    print(json.dumps(run(args.endpoint, args.first, args.count, args.threads)))
 
 
 if __name__ == "__main__":

@@ -340,7 +340,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     write_report(results, args.out)
-    print(f"wrote {args.out}")  # noqa: T201
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
