@@ -69,5 +69,5 @@ def test_a_scrape_adds_up_every_worker(tmp_path: Path) -> None:
     # livesum: connections in use are summed over workers that are still alive...
     assert value(samples, IN_USE) == 2
     # ...until the supervisor reports the holder dead.
-    mark_process_dead(holder, str(tmp_path / "metrics"))
+    mark_process_dead(holder, str(tmp_path / "metrics"))  # type: ignore[no-untyped-call]
     assert value(parse(files_scrape(tmp_path / "metrics")), IN_USE) == 0
