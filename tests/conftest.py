@@ -218,6 +218,8 @@ def settings(database_url: str) -> Settings:
         max_concurrent_validations=1000,
         log_level="DEBUG",
         log_format="json",
+        # Every test's requests go through the metrics middleware too.
+        metrics="on",
     )
 
 

@@ -57,3 +57,21 @@ async def test_production_channels_need_https_redirects() -> None:
     with pytest.raises(InvalidRequest, match="https URL"):
         check_redirect_url("http://shop.example/back", https_only=True)
     assert check_redirect_url("https://shop.example/back", https_only=True)
+
+
+def test_metrics_are_off_unless_asked_and_the_token_is_a_long_secret() -> None:
+    assert settings().metrics == "off"
+    assert settings(metrics="on", metrics_token="").metrics_token is None
+    for weak in ("short", "x" * 31, "x" * 20 + " " + "y" * 20, "é" * 40):
+        with pytest.raises(ValidationError, match="at least 32 printable ASCII"):
+            settings(metrics_token=weak)
+    token = "t" * 32
+    assert token not in repr(settings(metrics="on", metrics_token=token))
+
+
+def test_production_scrapes_need_a_token() -> None:
+    production = {"environment": "production", "public_url": "https://connect.example.com"}
+    with pytest.raises(ValidationError, match="METRICS_TOKEN must be set for METRICS=on"):
+        settings(**production, metrics="on")
+    assert settings(**production, metrics="on", metrics_token="t" * 32).metrics == "on"
+    assert settings(**production, metrics="off").metrics_token is None

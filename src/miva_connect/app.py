@@ -15,21 +15,24 @@ from fastapi.middleware.cors import CORSMiddleware
 from miva_connect import __version__
 from miva_connect.api import api_router
 from miva_connect.api.errors import add_exception_handlers
+from miva_connect.api.metrics import METRICS_PATH, metrics_router
 from miva_connect.channels.service import ChannelService
 from miva_connect.clientip import Network, parse_networks
 from miva_connect.crypto import CredentialCipher
-from miva_connect.db.engine import Database, create_engine
+from miva_connect.db.engine import Database, create_engine, watch_checkouts
 from miva_connect.db.migrations import head_revision
 from miva_connect.egress import AddressPolicy, Resolver
 from miva_connect.health import Readiness
 from miva_connect.logs import configure_logging
+from miva_connect.metrics import Metrics
 from miva_connect.middleware import (
     BodyLimitMiddleware,
     HostCheckMiddleware,
     RequestIdMiddleware,
+    RequestMetricsMiddleware,
     SecurityHeadersMiddleware,
 )
-from miva_connect.miva.http import store_http_client
+from miva_connect.miva.http import RoundTripObserver, store_http_client
 from miva_connect.onboarding.service import OnboardingConfig, OnboardingService
 from miva_connect.onboarding.validation import StoreValidator
 from miva_connect.ratelimit import LimitsConfig, RateLimiter, storage_uri
@@ -66,6 +69,7 @@ def miva_http_client(
     settings: Settings,
     transport: httpx.AsyncBaseTransport | None = None,
     resolver: Resolver | None = None,
+    observe: RoundTripObserver | None = None,
 ) -> httpx.AsyncClient:
     """The guarded client for stores; `transport` and `resolver` stand in for the network
     in tests (the guard stays)."""
@@ -77,6 +81,7 @@ def miva_http_client(
         network=settings.store_network,
         # Each validation holds up to two connections (the signed and the unsigned check).
         max_connections=2 * settings.max_concurrent_validations + 10,
+        observe=observe,
     )
 
 
@@ -92,16 +97,20 @@ def create_app(
         settings.log_level, settings.log_format, production=settings.environment == "production"
     )
     cipher = build_cipher(settings)
+    metrics = Metrics() if settings.metrics == "on" else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         db = Database(create_engine(settings.database_url))
-        http = miva_http_client(settings, miva_transport, miva_resolver)
+        if metrics:
+            watch_checkouts(db.engine, metrics.db_connections_changed)
+        observe = metrics.store_round_trip if metrics else None
+        http = miva_http_client(settings, miva_transport, miva_resolver, observe)
         log.info("service.started", version=__version__, key_ids=cipher.key_ids)
         if not settings.egress_ips:
             log.warning("settings.egress_ips_unset", hint="merchants cannot be told what to allow")
         try:
-            yield _state(settings, db, http, cipher)
+            yield _state(settings, db, http, cipher, metrics)
         finally:
             await http.aclose()
             await db.dispose()
@@ -117,16 +126,22 @@ def create_app(
         docs_url="/docs" if development else None,
         redoc_url=None,
     )
-    _add_middleware(app, settings)
+    _add_middleware(app, settings, metrics)
     add_exception_handlers(app)
     app.include_router(api_router)
+    if metrics:
+        app.include_router(metrics_router(metrics, settings.metrics_token))
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")
     return app
 
 
 def _state(
-    settings: Settings, db: Database, http: httpx.AsyncClient, cipher: CredentialCipher
+    settings: Settings,
+    db: Database,
+    http: httpx.AsyncClient,
+    cipher: CredentialCipher,
+    metrics: Metrics | None,
 ) -> State:
     validator = StoreValidator(
         http, deadline=settings.miva_timeout_seconds, egress_ips=settings.egress_ips
@@ -146,17 +161,18 @@ def _state(
             max_outbound=settings.max_concurrent_validations,
         ),
         storage_uri(settings.redis_url),
+        on_refused=metrics.rate_limited if metrics else None,
     )
     return State(
-        onboarding=OnboardingService(db, validator, cipher, config, limiter),
+        onboarding=OnboardingService(db, validator, cipher, config, limiter, outcomes=metrics),
         channels=ChannelService(db, https_only=settings.environment == "production"),
         readiness=Readiness(db, cipher, head_revision(settings.database_url)),
         trusted_proxies=parse_networks(settings.trusted_proxies),
     )
 
 
-def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Outermost last: request id, security headers, host check, CORS, body limit."""
+def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics | None) -> None:
+    """Outermost last: metrics, request id, security headers, host check, CORS, body limit."""
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     if settings.cors_allowed_origins:
         app.add_middleware(
@@ -165,12 +181,14 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(
-        HostCheckMiddleware, allowed_hosts=_allowed_hosts(settings), exempt=HEALTH_PATHS
-    )
+    # Scrapers, like probes, arrive by IP address.
+    exempt = HEALTH_PATHS | {METRICS_PATH} if metrics else HEALTH_PATHS
+    app.add_middleware(HostCheckMiddleware, allowed_hosts=_allowed_hosts(settings), exempt=exempt)
     docs = frozenset({"/docs"}) if settings.environment == "development" else frozenset()
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=docs)
     app.add_middleware(RequestIdMiddleware)
+    if metrics:
+        app.add_middleware(RequestMetricsMiddleware, observe=metrics.request_answered)
 
 
 def _allowed_hosts(settings: Settings) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -26,6 +26,16 @@ from limits.storage import storage_from_string
 from miva_connect.errors import AppError
 
 OUTBOUND_BUSY_RETRY_SECONDS = 2
+# Each budget's public name (as in its setting) by its key, which also prefixes its
+# counters in Redis and so stays as it is.
+_LIMIT_NAMES = {
+    "session": "session",
+    "client": "client",
+    "store": "store_host",
+    "open": "sessions_per_client",
+}
+OUTBOUND = "outbound"
+REFUSING_LIMITS = (*_LIMIT_NAMES.values(), OUTBOUND)
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +74,21 @@ def storage_uri(redis_url: str | None) -> str:
     return "async+" + redis_url if redis_url.startswith(("redis://", "rediss://")) else redis_url
 
 
+def _ignore(_limit: str) -> None:
+    pass
+
+
 class RateLimiter:
-    def __init__(self, config: LimitsConfig, uri: str, *, key_prefix: str = "miva-connect"):
+    """`on_refused` is told the name of each limit that refuses (one of `REFUSING_LIMITS`)."""
+
+    def __init__(
+        self,
+        config: LimitsConfig,
+        uri: str,
+        *,
+        key_prefix: str = "miva-connect",
+        on_refused: Callable[[str], None] | None = None,
+    ):
         # Wrapped storage errors let a Redis outage answer 503 rather than crash a request.
         options: dict[str, str | bool] = (
             {"key_prefix": key_prefix, "wrap_exceptions": True} if "redis" in uri else {}
@@ -79,6 +102,7 @@ class RateLimiter:
             "open": parse(config.sessions_per_client),
         }
         self._outbound = asyncio.Semaphore(config.max_outbound)
+        self._on_refused = on_refused or _ignore
 
     async def check_validation(self, *, session: str, client: str, store_host: str) -> None:
         """Count one validation attempt; raise `RateLimited` if any budget is spent."""
@@ -100,6 +124,7 @@ class RateLimiter:
     async def outbound_slot(self) -> AsyncIterator[None]:
         """One of the process's outbound slots, or `RateLimited` at once when all are busy."""
         if self._outbound.locked():
+            self._on_refused(OUTBOUND)
             raise RateLimited(OUTBOUND_BUSY_RETRY_SECONDS)
         async with self._outbound:
             yield
@@ -118,6 +143,7 @@ class RateLimiter:
         # pair would let a concurrent burst through every budget.
         for name, key in keys:
             if not await self._windows.hit(self._checks[name], name, key):
+                self._on_refused(_LIMIT_NAMES[name])
                 raise RateLimited(await self._retry_after(name, key))
 
     async def _retry_after(self, name: str, key: str) -> int:

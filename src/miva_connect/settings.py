@@ -11,6 +11,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./miva-connect.db"
+MIN_METRICS_TOKEN_LENGTH = 32
 
 
 def _split_commas(value: object) -> object:
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
     cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+    # /metrics: off (not served) or on; with a token, only for `Authorization: Bearer`.
+    metrics: Literal["off", "on"] = "off"
+    metrics_token: SecretStr | None = None
 
     @field_validator(
         "encryption_keys",
@@ -94,6 +98,24 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _bearer_token(cls, value: SecretStr | None) -> SecretStr | None:
+        token = "" if value is None else value.get_secret_value()
+        if value is not None and (
+            len(token) < MIN_METRICS_TOKEN_LENGTH or not all("!" <= char <= "~" for char in token)
+        ):
+            raise ValueError(
+                f"must be at least {MIN_METRICS_TOKEN_LENGTH} printable ASCII characters "
+                "without spaces (e.g. `openssl rand -hex 32`)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _production_is_strict(self) -> Settings:
         if self.environment == "production":
@@ -101,6 +123,9 @@ class Settings(BaseSettings):
                 raise ValueError("ALLOW_PRIVATE_NETWORKS must be false in production")
             if self.public_url.scheme != "https":
                 raise ValueError("PUBLIC_URL must be https in production")
+            # /metrics shares the public port and skips the host check (scrapers use IPs).
+            if self.metrics == "on" and self.metrics_token is None:
+                raise ValueError("METRICS_TOKEN must be set for METRICS=on in production")
         return self
 
     @field_validator("database_url")

@@ -4,7 +4,7 @@ so no connection is held while we wait on a merchant's store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+_COUNTED = "miva_connect.checked_out"
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -64,6 +66,28 @@ def _keep_sqlite_connections_on_cancel(engine: AsyncEngine) -> None:
     def _cancelled(context: ExceptionContext) -> None:
         if isinstance(context.original_exception, asyncio.CancelledError):
             context.is_disconnect = False
+
+
+def watch_checkouts(engine: AsyncEngine, changed: Callable[[int], None]) -> None:
+    """Tell `changed` +1 when a connection leaves the pool and -1 when it is back.
+
+    Counting events, rather than asking the pool at scrape time, also works when several
+    worker processes add up their counts (a scrape reaches one process only).
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(_dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        info = record.record_info  # kept when the connection is invalidated, unlike `info`
+        if info is not None:
+            info[_COUNTED] = True
+            changed(1)
+
+    # The pool also checks in a connection whose connect or pre-ping failed, which never
+    # had its checkout event: only connections counted out are counted back.
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checkin(_dbapi: Any, record: ConnectionPoolEntry) -> None:
+        if (record.record_info or {}).pop(_COUNTED, False):
+            changed(-1)
 
 
 class Database:

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
@@ -42,6 +42,17 @@ class OnboardingConfig:
     egress_ips: tuple[str, ...] = ()
 
 
+class OutcomeRecorder(Protocol):
+    """Counts each validation's outcome: `ok`, or the error code the merchant is given."""
+
+    def validation_outcome(self, step: str, code: str) -> None: ...
+
+
+class _NoRecorder:
+    def validation_outcome(self, step: str, code: str) -> None:
+        pass
+
+
 class OnboardingService:
     def __init__(
         self,
@@ -52,8 +63,10 @@ class OnboardingService:
         limiter: RateLimiter,
         *,
         clock: Callable[[], datetime] = utcnow,
+        outcomes: OutcomeRecorder | None = None,
     ) -> None:
         self._db = db
+        self._outcomes = outcomes or _NoRecorder()
         self._validator = validator
         self._limiter = limiter
         self._cipher = cipher
@@ -124,8 +137,10 @@ class OnboardingService:
                 found, client, endpoint, lambda: self._validator.check_endpoint(endpoint)
             )
         except AppError as failure:
+            self._outcomes.validation_outcome("store_url", failure.code)
             await sessions.record(self._db, found.session.id, failure.code)
             raise
+        self._outcomes.validation_outcome("store_url", "ok")
         await sessions.record(self._db, found.session.id, "store_url_ok", store_url=endpoint)
         return endpoint
 
@@ -140,9 +155,11 @@ class OnboardingService:
                 found, client, credentials.store_url, lambda: self._validator.verify(credentials)
             )
         except AppError as failure:
+            self._outcomes.validation_outcome("credentials", failure.code)
             await sessions.record(self._db, found.session.id, failure.code)
             log.info("onboarding.credentials.rejected", code=failure.code)
             raise
+        self._outcomes.validation_outcome("credentials", "ok")
         merchant_id = await self._save(found, credentials, verification)
         log.info("onboarding.connected", merchant_id=merchant_id, channel_id=found.channel.id)
         return Connection(
