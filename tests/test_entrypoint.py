@@ -1,5 +1,5 @@
 """The container's entrypoint, `scripts/docker-entrypoint.sh`, run outside a container as
-real processes; and the Dockerfile that uses it."""
+real processes; and the container files that use it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests import canaries
 from tests.conftest import _create_postgres_database, _drop_postgres_database
@@ -219,3 +220,24 @@ class TestContainerFiles:
         assert makefile
         assert dockerfile
         assert required == f"=={makefile.group(1)}" == f"=={dockerfile.group(1)}"
+
+    def test_compose_waits_for_healthy_postgres_and_redis(self) -> None:
+        compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+        service = compose["services"]["miva-connect"]
+        assert service["build"] == "."
+        assert service["depends_on"] == {
+            "postgres": {"condition": "service_healthy"},
+            "redis": {"condition": "service_healthy"},
+        }
+        environment = service["environment"]
+        assert environment["MIVA_CONNECT_ENCRYPTION_KEYS"].startswith(
+            "${MIVA_CONNECT_ENCRYPTION_KEYS:?"
+        )
+        assert environment["MIVA_CONNECT_DATABASE_URL"].startswith("postgresql+asyncpg://")
+        assert "@postgres:5432/" in environment["MIVA_CONNECT_DATABASE_URL"]
+        assert environment["MIVA_CONNECT_REDIS_URL"] == "redis://redis:6379/0"
+        assert compose["services"]["postgres"]["image"] == "postgres:16"
+        assert compose["services"]["redis"]["image"] == "redis:7"
+        for name in ("postgres", "redis"):
+            assert compose["services"][name]["healthcheck"]["test"]
+        assert "postgres-data" in compose["volumes"]
