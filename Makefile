@@ -14,6 +14,9 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 # The uv cache and the project may be on different file systems: copy, and say nothing.
 export UV_LINK_MODE ?= copy
+# Compile every module at install, as pip does: some (merchantapi) hold SyntaxWarnings that
+# the test run's warnings-as-errors would otherwise turn into errors at first import.
+export UV_COMPILE_BYTECODE := 1
 
 LOCK_STALE := uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock
 
@@ -27,7 +30,7 @@ test: check-lock install lint pytest
 install: $(VENV)/.installed
 
 # The project (editable) and the dev group, exactly as locked; anything else is removed.
-$(VENV)/.installed: pyproject.toml uv.lock $(UV_STAMP)
+$(VENV)/.installed: pyproject.toml uv.lock Makefile $(UV_STAMP)
 	@$(UV) sync --quiet --locked --python $(PYTHON) \
 		|| { echo "uv sync failed (above); if $(LOCK_STALE)" >&2; exit 1; }
 	touch $@
