@@ -3,20 +3,51 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint pytest bench screenshots clean
+# uv installs the dependencies exactly as uv.lock says. It lives in a venv of its own,
+# installed with pip at this version (the same as [tool.uv] required-version and the
+# Dockerfile's); it never downloads a Python: the environment uses $(PYTHON).
+UV_VERSION := 0.13.9
+TOOLS ?= .venv-tools
+UV := $(TOOLS)/bin/uv
+UV_STAMP := $(TOOLS)/.uv-$(UV_VERSION)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+# The uv cache and the project may be on different file systems: copy, and say nothing.
+export UV_LINK_MODE ?= copy
+# Compile every module at install, as pip does: some (merchantapi) hold SyntaxWarnings that
+# the test run's warnings-as-errors would otherwise turn into errors at first import.
+export UV_COMPILE_BYTECODE := 1
+
+LOCK_STALE := uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock
+
+.PHONY: run test install lock check-lock lint pytest bench screenshots clean
 
 run: install .env
 	$(BIN)/miva-connect demo
 
-test: install lint pytest
+test: check-lock install lint pytest
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --editable '.[dev]'
+# The project (editable) and the dev group, exactly as locked; anything else is removed.
+$(VENV)/.installed: pyproject.toml uv.lock Makefile $(UV_STAMP)
+	@$(UV) sync --quiet --locked --python $(PYTHON) \
+		|| { echo "uv sync failed (above); if $(LOCK_STALE)" >&2; exit 1; }
 	touch $@
+
+$(UV_STAMP):
+	rm -rf $(TOOLS)
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	touch $@
+
+# After a change to the dependencies in pyproject.toml: rewrite uv.lock (commit both).
+lock: $(UV_STAMP)
+	$(UV) lock --python $(PYTHON)
+
+# CI: the lock must be the one pyproject.toml gives.
+check-lock: $(UV_STAMP)
+	@$(UV) lock --check --quiet --python $(PYTHON) || { echo "$(LOCK_STALE)" >&2; exit 1; }
 
 # A development key on first run; production keys come from a secret store.
 .env: | install
@@ -49,4 +80,4 @@ screenshots: install
 	cp screenshots/flow/*.png docs/screenshots/
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
