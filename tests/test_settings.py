@@ -40,8 +40,8 @@ def test_repr_hides_the_database_url_and_keys() -> None:
 @pytest.mark.parametrize(
     ("values", "problem"),
     [
-        ({"allow_private_networks": True}, "ALLOW_PRIVATE_NETWORKS must be false"),
-        ({"public_url": "http://connect.example.com"}, "PUBLIC_URL must be https"),
+        ({"allow_private_networks": True}, "allow_private_networks\\n.*must be false in production"),
+        ({"public_url": "http://connect.example.com"}, "public_url\\n.*must be an https:// URL in production"),
     ],
 )
 def test_production_refuses_development_shortcuts(values: dict[str, object], problem: str) -> None:
@@ -57,3 +57,12 @@ async def test_production_channels_need_https_redirects() -> None:
     with pytest.raises(InvalidRequest, match="https URL"):
         check_redirect_url("http://shop.example/back", https_only=True)
     assert check_redirect_url("https://shop.example/back", https_only=True)
+
+
+def test_production_reports_every_shortcut_at_once_even_a_default() -> None:
+    with pytest.raises(ValidationError) as caught:
+        settings(environment="production", allow_private_networks=True)  # PUBLIC_URL unset
+    assert {error["loc"][0] for error in caught.value.errors()} == {
+        "allow_private_networks",
+        "public_url",
+    }
