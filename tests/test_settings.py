@@ -40,8 +40,14 @@ def test_repr_hides_the_database_url_and_keys() -> None:
 @pytest.mark.parametrize(
     ("values", "problem"),
     [
-        ({"allow_private_networks": True}, "allow_private_networks\\n.*must be false in production"),
-        ({"public_url": "http://connect.example.com"}, "public_url\\n.*must be an https:// URL in production"),
+        (
+            {"allow_private_networks": True},
+            "must be false in production",
+        ),
+        (
+            {"public_url": "http://connect.example.com"},
+            "must be an https:// URL in production",
+        ),
     ],
 )
 def test_production_refuses_development_shortcuts(values: dict[str, object], problem: str) -> None:
