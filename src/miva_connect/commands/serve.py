@@ -29,6 +29,9 @@ APP_FACTORY = "miva_connect.app:create_app_from_env"
 DATABASE_CHECK_SECONDS = 5.0
 # After the validation deadline: saving the merchant and writing the answer.
 SHUTDOWN_MARGIN_SECONDS = 5.0
+# uvicorn's default (5 s) also bounds a new worker's start: on a busy or CPU-limited host
+# the imports alone can take longer, and the supervisor would kill and respawn it in a loop.
+WORKER_HEALTHCHECK_SECONDS = 30
 NOT_AT_HEAD = "the database schema is not up to date: run `miva-connect db upgrade`"
 
 
@@ -159,6 +162,7 @@ def uvicorn_config(
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=shutdown_seconds,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 
