@@ -22,6 +22,7 @@ from miva_connect.crypto import CredentialCipher, EncryptionKeyError
 from miva_connect.db.engine import Database, create_engine
 from miva_connect.db.migrations import current_revision, head_revision
 from miva_connect.keyring import RotationReport, rotate_credentials
+from miva_connect.logs import configure_logging
 from miva_connect.settings import KeyRingSettings, Settings
 
 # Each worker builds the app (settings, engine, clients) itself; nothing at import time.
@@ -205,6 +206,9 @@ def _stopped(_signal: int, _frame: FrameType | None) -> None:
 def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stopped)
     settings = with_public_url(serving_settings(args.workers), args.host, args.port)
+    # The supervisor logs too (workers starting, dying): in the configured format.
+    production = settings.environment == "production"
+    configure_logging(settings.log_level, settings.log_format, production=production)
     # Workers read their settings from the environment: hand them the same public URL.
     os.environ["MIVA_CONNECT_PUBLIC_URL"] = str(settings.public_url)
     config = uvicorn_config(
