@@ -40,8 +40,14 @@ def test_repr_hides_the_database_url_and_keys() -> None:
 @pytest.mark.parametrize(
     ("values", "problem"),
     [
-        ({"allow_private_networks": True}, "ALLOW_PRIVATE_NETWORKS must be false"),
-        ({"public_url": "http://connect.example.com"}, "PUBLIC_URL must be https"),
+        (
+            {"allow_private_networks": True},
+            "must be false in production",
+        ),
+        (
+            {"public_url": "http://connect.example.com"},
+            "must be an https:// URL in production",
+        ),
     ],
 )
 def test_production_refuses_development_shortcuts(values: dict[str, object], problem: str) -> None:
@@ -75,3 +81,12 @@ def test_production_scrapes_need_a_token() -> None:
         settings(**production, metrics="on")
     assert settings(**production, metrics="on", metrics_token="t" * 32).metrics == "on"
     assert settings(**production, metrics="off").metrics_token is None
+
+
+def test_production_reports_every_shortcut_at_once_even_a_default() -> None:
+    with pytest.raises(ValidationError) as caught:
+        settings(environment="production", allow_private_networks=True)  # PUBLIC_URL unset
+    assert {error["loc"][0] for error in caught.value.errors()} == {
+        "allow_private_networks",
+        "public_url",
+    }

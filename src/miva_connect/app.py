@@ -136,6 +136,11 @@ def create_app(
     return app
 
 
+def create_app_from_env() -> FastAPI:
+    """The service configured from the environment: the factory each `serve` worker calls."""
+    return create_app(Settings())
+
+
 def _state(
     settings: Settings,
     db: Database,

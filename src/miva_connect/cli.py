@@ -65,6 +65,13 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="miva-connect", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -73,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("serve", help="run the API")
     run.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
     run.add_argument("--port", type=int, default=8000, help="port to listen on (%(default)s)")
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes (%(default)s); more than 1 needs MIVA_CONNECT_REDIS_URL",
+    )
     run.set_defaults(handler=serve.serve)
 
     db = commands.add_parser("db", help="database commands")

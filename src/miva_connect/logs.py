@@ -8,6 +8,7 @@ and Miva authorization headers and session tokens in URL paths are masked in tex
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from typing import Any
@@ -48,6 +49,12 @@ def redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDi
     return {key: _clean(key, value) for key, value in event_dict.items()}
 
 
+def add_pid(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """Name the process: with `serve --workers N`, N workers write to one stream."""
+    event_dict["pid"] = os.getpid()
+    return event_dict
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto", *, production: bool = False) -> None:
     """Route stdlib and structlog output through one redacting formatter.
 
@@ -58,6 +65,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", *, production: boo
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        add_pid,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Processor = (

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 
 import limits
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./miva-connect.db"
@@ -20,23 +20,36 @@ def _split_commas(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
-    """Every setting of the service; `.env.example` documents each one."""
+class KeyRingSettings(BaseSettings):
+    """Only the key ring: readable, and checkable, even when other settings are invalid."""
 
     model_config = SettingsConfigDict(
         env_prefix="MIVA_CONNECT_", env_file=".env", extra="ignore", frozen=True
     )
 
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        return _split_commas(value)
+
+
+class Settings(KeyRingSettings):
+    """Every setting of the service; `.env.example` documents each one."""
+
     environment: Literal["development", "production"] = "development"
     database_url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
-    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     allow_private_networks: bool = False
     # Store ports accepted besides 443 (https only); private networks allow any port.
     allowed_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], NoDecode] = Field(
         default_factory=list
     )
     egress_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
+    # Validated even when defaulted: production must not fall back to the http:// default.
+    public_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8000"), validate_default=True
+    )
     session_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     miva_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
     redis_url: str | None = Field(default=None, repr=False)
@@ -57,7 +70,6 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
 
     @field_validator(
-        "encryption_keys",
         "egress_ips",
         "allowed_ports",
         "trusted_proxies",
@@ -116,16 +128,28 @@ class Settings(BaseSettings):
             )
         return value
 
+    # Field validators rather than one model validator, so that every problem is reported
+    # at once, each under its own variable. `environment` is declared first, so it is in
+    # `info.data` (unless it is itself invalid).
+    @field_validator("allow_private_networks")
+    @classmethod
+    def _no_private_networks_in_production(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("environment") == "production":
+            raise ValueError("must be false in production")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _https_in_production(cls, value: AnyHttpUrl, info: ValidationInfo) -> AnyHttpUrl:
+        if info.data.get("environment") == "production" and value.scheme != "https":
+            raise ValueError("must be an https:// URL in production")
+        return value
+
     @model_validator(mode="after")
-    def _production_is_strict(self) -> Settings:
-        if self.environment == "production":
-            if self.allow_private_networks:
-                raise ValueError("ALLOW_PRIVATE_NETWORKS must be false in production")
-            if self.public_url.scheme != "https":
-                raise ValueError("PUBLIC_URL must be https in production")
-            # /metrics shares the public port and skips the host check (scrapers use IPs).
-            if self.metrics == "on" and self.metrics_token is None:
-                raise ValueError("METRICS_TOKEN must be set for METRICS=on in production")
+    def _production_scrapes_need_a_token(self) -> Settings:
+        # /metrics shares the public port and skips the host check (scrapers use IPs).
+        if self.environment == "production" and self.metrics == "on" and not self.metrics_token:
+            raise ValueError("METRICS_TOKEN must be set for METRICS=on in production")
         return self
 
     @field_validator("database_url")

@@ -16,6 +16,7 @@ from miva_connect.channels.service import ChannelService, RegisteredChannel
 from miva_connect.commands.serve import (
     ConfigurationError,
     check_startup,
+    graceful_shutdown_seconds,
     load_settings,
     uvicorn_config,
 )
@@ -119,5 +120,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"Demo channel: id {channel.id}, link {api}/connect/{channel.slug}?state=demo")
         print(f"API: {api}  (OpenAPI docs at {api}/docs)\n")
         print(walkthrough(api, sandbox, channel), flush=True)
-        uvicorn.Server(uvicorn_config(create_app(settings), "127.0.0.1", args.port)).run()
+        config = uvicorn_config(
+            create_app(settings),
+            "127.0.0.1",
+            args.port,
+            shutdown_seconds=graceful_shutdown_seconds(settings),
+        )
+        uvicorn.Server(config).run()
     return 0
