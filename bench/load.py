@@ -30,7 +30,9 @@ class Load:
         self._base = base_url
         self._auth = aiohttp.BasicAuth(channel.id, channel.secret)
         self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0),
+            # Idle connections close on our side first: uvicorn drops them after 5 s, and a
+            # request sent on a connection it is dropping fails without an answer.
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=2),
             timeout=aiohttp.ClientTimeout(total=120),
         )
 
