@@ -1,6 +1,6 @@
 """The database goes away under a running app, and comes back (real Postgres behind a
 TCP proxy that the test cuts): clear 503s, nothing half-written, and recovery without
-a restart (the engine pings pooled connections before use)."""
+a restart (pooled connections found closed are replaced before use)."""
 
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ class TestDatabaseDown:
     async def test_a_blip_that_drops_pooled_connections_goes_unnoticed(
         self, proxied_client: httpx.AsyncClient, proxy: TcpProxy, channel: RegisteredChannel
     ) -> None:
-        """Pooled connections that died meanwhile are replaced before use (pre-ping)."""
+        """Pooled connections that were closed meanwhile are replaced before use."""
         auth = channel_auth(channel)
         for _ in range(3):
             token = await open_session(proxied_client, channel)  # a pooled connection

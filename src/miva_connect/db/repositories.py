@@ -1,11 +1,17 @@
-"""All SQL lives here. Repositories flush; the caller's transaction commits."""
+"""All SQL lives here. Repositories flush; the caller's transaction commits.
+
+Writes are Core statements on the tables: an ORM-enabled INSERT or UPDATE runs the
+ORM's bulk-persistence machinery (and, for an UPDATE, evaluates its WHERE against every
+object in the session), which cost more CPU than the whole round trip to Postgres.
+No write here needs it: no loaded object is kept across them.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,10 +24,20 @@ from miva_connect.db.models import (
 )
 
 
-def _insert(session: AsyncSession, model: type[Any]) -> Any:
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+SESSIONS = _table(OnboardingSession)
+MERCHANTS = _table(Merchant)
+CHANNEL_MERCHANTS = _table(ChannelMerchant)
+ENCRYPTION_CHECKS = _table(EncryptionCheck)
+
+
+def _insert(session: AsyncSession, table: Table) -> Any:
     """An INSERT that supports ON CONFLICT on both Postgres and SQLite."""
     dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 class ChannelRepository:
@@ -66,14 +82,14 @@ class SessionRepository:
         self, session_id: str, outcome: str, *, store_url: str | None = None
     ) -> None:
         values: dict[str, Any] = {
-            "attempt_count": OnboardingSession.attempt_count + 1,
+            "attempt_count": SESSIONS.c.attempt_count + 1,
             "last_error_code": outcome,
         }
         if store_url is not None:
             values["store_url"] = store_url
         await self.session.execute(
-            update(OnboardingSession)
-            .where(OnboardingSession.id == session_id, OnboardingSession.status == "pending")
+            update(SESSIONS)
+            .where(SESSIONS.c.id == session_id, SESSIONS.c.status == "pending")
             .values(**values)
         )
 
@@ -82,18 +98,18 @@ class SessionRepository:
     ) -> bool:
         """Mark a pending, unexpired session connected; False if it was not (one winner)."""
         result = await self.session.execute(
-            update(OnboardingSession)
+            update(SESSIONS)
             .where(
-                OnboardingSession.id == session_id,
-                OnboardingSession.status == "pending",
-                OnboardingSession.expires_at > now,
+                SESSIONS.c.id == session_id,
+                SESSIONS.c.status == "pending",
+                SESSIONS.c.expires_at > now,
             )
             .values(
                 status="connected",
                 merchant_id=merchant_id,
                 store_url=store_url,
                 completed_at=now,
-                attempt_count=OnboardingSession.attempt_count + 1,
+                attempt_count=SESSIONS.c.attempt_count + 1,
                 last_error_code=None,
             )
         )
@@ -114,10 +130,10 @@ class MerchantRepository:
     async def insert_if_absent(self, values: dict[str, Any]) -> bool:
         """Insert a merchant unless its store is known; True if this call inserted it."""
         statement = (
-            _insert(self.session, Merchant)
+            _insert(self.session, MERCHANTS)
             .values(**values)
             .on_conflict_do_nothing(index_elements=["store_url", "store_code_key"])
-            .returning(Merchant.id)
+            .returning(MERCHANTS.c.id)
         )
         return (await self.session.scalar(statement)) is not None
 
@@ -131,12 +147,12 @@ class MerchantRepository:
 
     async def update(self, merchant_id: str, values: dict[str, Any]) -> None:
         await self.session.execute(
-            update(Merchant).where(Merchant.id == merchant_id).values(**values)
+            update(MERCHANTS).where(MERCHANTS.c.id == merchant_id).values(**values)
         )
 
     async def link_channel(self, channel_id: str, merchant_id: str) -> None:
         await self.session.execute(
-            _insert(self.session, ChannelMerchant)
+            _insert(self.session, CHANNEL_MERCHANTS)
             .values(channel_id=channel_id, merchant_id=merchant_id)
             .on_conflict_do_nothing(index_elements=["channel_id", "merchant_id"])
         )
@@ -163,12 +179,14 @@ class EncryptionCheckRepository:
 
     async def replace(self, ciphertext: str) -> None:
         await self.session.execute(
-            update(EncryptionCheck).where(EncryptionCheck.id == 1).values(ciphertext=ciphertext)
+            update(ENCRYPTION_CHECKS)
+            .where(ENCRYPTION_CHECKS.c.id == 1)
+            .values(ciphertext=ciphertext)
         )
 
     async def add_if_absent(self, ciphertext: str) -> None:
         await self.session.execute(
-            _insert(self.session, EncryptionCheck)
+            _insert(self.session, ENCRYPTION_CHECKS)
             .values(id=1, ciphertext=ciphertext)
             .on_conflict_do_nothing(index_elements=["id"])
         )

@@ -25,8 +25,8 @@ async def load(db: Database, token: str, now: datetime) -> FoundSession:
     """The session for a token, whatever its status; `NotFound` or `SessionExpired` if stale."""
     found = None
     if 0 < len(token) <= MAX_TOKEN_LENGTH:
-        async with db.transaction() as tx:
-            found = await SessionRepository(tx).get_by_token_hash(token_hash(token))
+        async with db.read() as reader:
+            found = await SessionRepository(reader).get_by_token_hash(token_hash(token))
     if found is None:
         raise NotFound(
             "This onboarding link is not valid. Go back to the app that sent you and start again.",
