@@ -103,13 +103,35 @@ def store_http_client(
     """
     inner = transport or network_transport(network, max_connections=max_connections)
     guarded: httpx.AsyncBaseTransport = GuardedTransport(policy, resolver=resolver, inner=inner)
-    return httpx.AsyncClient(
+    return StoreClient(
         transport=TimedTransport(guarded, observe) if observe else guarded,
         timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT, pool=POOL_TIMEOUT),
         follow_redirects=False,
         trust_env=False,
         event_hooks={"response": [_stop_at_redirects]},
     )
+
+
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
+class StoreClient(httpx.AsyncClient):
+    """An `httpx.AsyncClient` that keeps no cookies.
+
+    One client serves every merchant: a cookie that one store sets must not ride along
+    with the next merchant's request to the same host. (Skipping the cookie jar also
+    saves httpx's urllib-compatible request and response copies on every answer.)
+    """
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NoCookies()
+
+    @cookies.setter
+    def cookies(self, _cookies: object) -> None:
+        raise AttributeError("the store client keeps no cookies")
 
 
 class TimedTransport(httpx.AsyncBaseTransport):
