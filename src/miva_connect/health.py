@@ -8,7 +8,7 @@ import structlog
 
 from miva_connect.crypto import CredentialCipher, DecryptionError
 from miva_connect.db.engine import Database
-from miva_connect.db.migrations import current_revision
+from miva_connect.db.migrations import schema_revision
 from miva_connect.db.repositories import EncryptionCheckRepository
 
 log = structlog.get_logger(__name__)
@@ -27,10 +27,7 @@ class Readiness:
         """Empty when ready; otherwise one line per problem, safe to show to ops."""
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-                revision = await current_revision(self._db.engine)
-                if revision != self._head:
-                    return [f"database schema is at {revision or 'nothing'}, expected {self._head}"]
-                return await self._encryption_problems()
+                return await self._check()
         except TimeoutError:
             return ["database did not answer in time"]
         except DecryptionError as error:
@@ -40,13 +37,18 @@ class Readiness:
             log.warning("readiness.database_failed", error=type(error).__name__)
             return [f"database unreachable ({type(error).__name__})"]
 
-    async def _encryption_problems(self) -> list[str]:
-        async with self._db.transaction() as tx:
-            repository = EncryptionCheckRepository(tx)
-            check = await repository.get()
-            if check is None:
-                # First start on this database: seal a value the next checks must open.
-                await repository.add_if_absent(self._cipher.encrypt("ready", context=CHECK_CONTEXT))
-                return []
-        self._cipher.decrypt(check.ciphertext, context=CHECK_CONTEXT)
+    async def _check(self) -> list[str]:
+        # One connection and no transaction: probes come often, and each round trip counts.
+        async with self._db.read() as reader:
+            revision = await schema_revision(reader)
+            if revision != self._head:
+                return [f"database schema is at {revision or 'nothing'}, expected {self._head}"]
+            ciphertext = await EncryptionCheckRepository(reader).ciphertext()
+        if ciphertext is None:
+            # First start on this database: seal a value the next checks must open.
+            sealed = self._cipher.encrypt("ready", context=CHECK_CONTEXT)
+            async with self._db.transaction() as tx:
+                await EncryptionCheckRepository(tx).add_if_absent(sealed)
+            return []
+        self._cipher.decrypt(ciphertext, context=CHECK_CONTEXT)
         return []

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from pathlib import Path
+import asyncio
 
 import httpx
+from alembic.script import ScriptDirectory
 
-from miva_connect.db.migrations import head_revision
+from miva_connect.db.migrations import alembic_config, head_revision, upgrade
 from miva_connect.settings import Settings
 from tests import canaries
 from tests.conftest import serve_app
@@ -22,11 +23,9 @@ class TestHealth:
         assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
     async def test_not_ready_on_an_unmigrated_database(
-        self, settings: Settings, tmp_path: Path
+        self, settings: Settings, fresh_database_url: str
     ) -> None:
-        empty = settings.model_copy(
-            update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"}
-        )
+        empty = settings.model_copy(update={"database_url": fresh_database_url})
         async with serve_app(empty) as http:
             response = await http.get("/readyz")
             assert response.status_code == 503
@@ -35,6 +34,23 @@ class TestHealth:
                 f"database schema is at nothing, expected {head}"
             ]
             assert (await http.get("/healthz")).status_code == 200
+
+    async def test_not_ready_until_the_last_migration_ran(
+        self, settings: Settings, fresh_database_url: str
+    ) -> None:
+        behind = settings.model_copy(update={"database_url": fresh_database_url})
+        script = ScriptDirectory.from_config(alembic_config(fresh_database_url))
+        head = head_revision(fresh_database_url)
+        assert head is not None
+        previous = script.get_revision(head).down_revision
+        await asyncio.to_thread(upgrade, fresh_database_url, str(previous))
+        async with serve_app(behind) as http:
+            response = await http.get("/readyz")
+            assert response.json()["problems"] == [
+                f"database schema is at {previous}, expected {head}"
+            ]
+            await asyncio.to_thread(upgrade, fresh_database_url)
+            assert (await http.get("/readyz")).status_code == 200
 
     async def test_not_ready_when_keys_cannot_open_stored_data(
         self, client: httpx.AsyncClient, settings: Settings

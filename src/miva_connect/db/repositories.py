@@ -51,6 +51,7 @@ _SESSION_BY_TOKEN_HASH = (
     .join(Channel, Channel.id == OnboardingSession.channel_id)
     .where(OnboardingSession.token_hash == bindparam("token_hash"))
 )
+_CHECK_CIPHERTEXT = select(ENCRYPTION_CHECKS.c.ciphertext).where(ENCRYPTION_CHECKS.c.id == 1)
 # The other columns to set come with the parameters.
 _COMPLETE_SESSION = (
     update(SESSIONS)
@@ -199,6 +200,10 @@ class EncryptionCheckRepository:
 
     async def get(self) -> EncryptionCheck | None:
         return await self.session.get(EncryptionCheck, 1)
+
+    async def ciphertext(self) -> str | None:
+        """The sealed check value alone, without loading an object (readiness reads it)."""
+        return await self.session.scalar(_CHECK_CIPHERTEXT)
 
     async def replace(self, ciphertext: str) -> None:
         await self.session.execute(
