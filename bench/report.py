@@ -62,15 +62,22 @@ def _scenarios(results: dict[str, Any]) -> list[str]:
     lines = [
         "## Side by side",
         "",
-        "| | " + " | ".join(columns) + " | SDK baseline | baseline / ours |",
-        "|---|" + "---:|" * (len(columns) + 2),
+        "| | " + " | ".join(columns) + " | SDK baseline | ours / baseline | better by |",
+        "|---|" + "---:|" * (len(columns) + 3),
     ]
 
-    def row(label: str, get: Callable[[dict[str, Any]], float], fmt: str) -> None:
+    def row(
+        label: str, get: Callable[[dict[str, Any]], float], fmt: str, higher_is_better: bool = False
+    ) -> None:
         cells = [format(get(c), fmt) for c in columns.values()]
-        ours = get(_ours(results))
-        ratio = f"{get(base) / ours:.1f}" if ours else ""
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {get(base):{fmt}} | {ratio} |")
+        ours, theirs = get(_ours(results)), get(base)
+        ratio = better = ""
+        if ours and theirs:
+            ratio = f"{ours / theirs:.2f}"
+            better = f"{(ours / theirs if higher_is_better else theirs / ours):.1f}x"
+        lines.append(
+            f"| {label} | " + " | ".join(cells) + f" | {theirs:{fmt}} | {ratio} | {better} |"
+        )
 
     plan = results["plan"]
     lat, fan, cost = plan["latency_l"], plan["fanout_l"], plan["cost_count"]
@@ -81,10 +88,15 @@ def _scenarios(results: dict[str, Any]) -> list[str]:
     row(f"2. fan-out wall (s), {fanned}", lambda c: c["fanout"]["wall"], ".2f")
     row("2. fan-out wall / L", lambda c: c["fanout"]["wall"] / c["fanout"]["L"], ".2f")
     row("2. fan-out errors", lambda c: c["fanout"]["errors"], "d")
-    row(f"3. validations / s, L = 0, {cost} in all", lambda c: c["cost"]["per_second"], ".0f")
+    row(
+        f"3. validations / s, L = 0, {cost} in all",
+        lambda c: c["cost"]["per_second"],
+        ".0f",
+        higher_is_better=True,
+    )
     row("3. CPU ms / validation", lambda c: c["cost"]["cpu_ms_per_validation"], ".2f")
     rss = " | ".join(f"{c['fanout']['peak_rss_mb']:.0f}" for c in columns.values())
-    lines.append(f"| 2. peak RSS of the service (MiB) | {rss} | n/a | |")
+    lines.append(f"| 2. peak RSS of the service (MiB) | {rss} | n/a | | |")
     return lines
 
 
