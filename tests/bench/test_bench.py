@@ -30,6 +30,7 @@ def test_smoke_run_measures_every_figure(tmp_path: Path) -> None:
         assert 0 < run["latency"]["p50"] <= run["latency"]["p95"]
         assert run["fanout"]["wall"] > run["fanout"]["L"]
         assert run["cost"]["per_second"] > 0
+        assert len(run["cost"]["round_cpu_ms"]) == run["cost"]["rounds"] == 2
     assert set(results["service"]) == {"aiohttp", "httpcore"}
     assert results["service"]["aiohttp"]["fanout"]["peak_rss_mb"] > 0
     assert results["service"]["aiohttp"]["cost"]["cpu_ms_per_validation"] > 0
@@ -42,17 +43,31 @@ def test_smoke_run_measures_every_figure(tmp_path: Path) -> None:
 
 
 def _results() -> dict[str, Any]:
-    run = {
+    run: dict[str, dict[str, Any]] = {
         "latency": {"L": 0.1, "count": 1, "errors": 0, "p50": 0.11, "p95": 0.12},
         "fanout": {"L": 0.5, "count": 2, "errors": 0, "wall": 1.0, "peak_rss_mb": 90.0},
-        "cost": {"count": 2, "errors": 0, "per_second": 100.0, "cpu_ms_per_validation": 3.0},
+        "cost": {
+            "count": 2,
+            "rounds": 2,
+            "errors": 0,
+            "per_second": 100.0,
+            "cpu_ms_per_validation": 3.0,
+            "round_per_second": [90.0, 110.0],
+            "round_cpu_ms": [2.5, 3.5],
+        },
     }
     baseline = {**run, "latency": {**run["latency"], "p50": 0.66, "p95": 0.7}}
     return {
         "date": "2026-12-03T00:00:00+00:00",
         "commit": "abc1234",
         "machine": {"cores": 2, "memory_gib": 24, "cpu": "x", "python": "3.11", "kernel": "6"},
-        "plan": {"latency_l": 0.1, "fanout_l": 0.5, "fanout_count": 2, "cost_count": 2},
+        "plan": {
+            "latency_l": 0.1,
+            "fanout_l": 0.5,
+            "fanout_count": 2,
+            "cost_count": 2,
+            "cost_rounds": 2,
+        },
         "service": {"aiohttp": run, "httpcore": run},
         "baseline": baseline,
         "health": {"/healthz": 1000.0, "/readyz": 500.0},
