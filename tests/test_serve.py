@@ -260,6 +260,12 @@ class TestStartupChecks:
         (line,) = problems(self.serve(env, tmp_path))
         assert line.startswith("MIVA_CONNECT_DATABASE_URL: cannot use the database (")
 
+    def test_an_unreachable_redis(self, env: dict[str, str], tmp_path: Path) -> None:
+        env["MIVA_CONNECT_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+        assert problems(self.serve(env, tmp_path)) == [
+            "MIVA_CONNECT_REDIS_URL: Redis does not answer"
+        ]
+
     def test_a_schema_not_at_head(self, env: dict[str, str], tmp_path: Path) -> None:
         env["MIVA_CONNECT_DATABASE_URL"] = f"sqlite:///{tmp_path / 'empty.db'}"
         assert problems(self.serve(env, tmp_path)) == [

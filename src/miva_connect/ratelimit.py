@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import structlog
 from limits import RateLimitItem, parse
+from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
@@ -74,6 +75,22 @@ def storage_uri(redis_url: str | None) -> str:
     return "async+" + redis_url if redis_url.startswith(("redis://", "rediss://")) else redis_url
 
 
+def _storage(uri: str, key_prefix: str) -> AsyncStorage:
+    # Wrapped storage errors let a Redis outage answer 503 rather than crash a request.
+    options: dict[str, str | bool] = (
+        {"key_prefix": key_prefix, "wrap_exceptions": True} if "redis" in uri else {}
+    )
+    storage = storage_from_string(uri, **options)
+    if not isinstance(storage, AsyncStorage):
+        raise TypeError(f"not an async+ storage: {uri.split(':', 1)[0]}")
+    return storage
+
+
+async def storage_answers(uri: str) -> bool:
+    """Whether the counters' storage answers a PING (memory always does)."""
+    return bool(await _storage(uri, "miva-connect").check())
+
+
 def _ignore(_limit: str) -> None:
     pass
 
@@ -89,11 +106,7 @@ class RateLimiter:
         key_prefix: str = "miva-connect",
         on_refused: Callable[[str], None] | None = None,
     ):
-        # Wrapped storage errors let a Redis outage answer 503 rather than crash a request.
-        options: dict[str, str | bool] = (
-            {"key_prefix": key_prefix, "wrap_exceptions": True} if "redis" in uri else {}
-        )
-        self._storage = storage_from_string(uri, **options)
+        self._storage = _storage(uri, key_prefix)
         self._windows = MovingWindowRateLimiter(self._storage)
         self._checks: dict[str, RateLimitItem] = {
             "session": parse(config.per_session),

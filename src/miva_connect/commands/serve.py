@@ -23,11 +23,12 @@ from miva_connect.db.engine import Database, create_engine
 from miva_connect.db.migrations import current_revision, head_revision
 from miva_connect.keyring import RotationReport, rotate_credentials
 from miva_connect.logs import configure_logging
+from miva_connect.ratelimit import storage_answers, storage_uri
 from miva_connect.settings import KeyRingSettings, Settings
 
 # Each worker builds the app (settings, engine, clients) itself; nothing at import time.
 APP_FACTORY = "miva_connect.app:create_app_from_env"
-DATABASE_CHECK_SECONDS = 5.0
+CHECK_SECONDS = 5.0
 # After the validation deadline: saving the merchant and writing the answer.
 SHUTDOWN_MARGIN_SECONDS = 5.0
 # uvicorn's default (5 s) also bounds a new worker's start: on a busy or CPU-limited host
@@ -83,18 +84,38 @@ async def database_problems(settings: Settings) -> list[str]:
     """Connect within a short timeout, and compare the schema with the migrations' head."""
     engine = create_engine(settings.database_url)
     try:
-        async with asyncio.timeout(DATABASE_CHECK_SECONDS):
+        async with asyncio.timeout(CHECK_SECONDS):
             revision = await current_revision(engine)
     except TimeoutError:
         return [
             "MIVA_CONNECT_DATABASE_URL: the database did not answer "
-            f"within {DATABASE_CHECK_SECONDS:g} seconds"
+            f"within {CHECK_SECONDS:g} seconds"
         ]
     except Exception as error:  # every driver has its own errors; the kind is enough here
         return [f"MIVA_CONNECT_DATABASE_URL: cannot use the database ({type(error).__name__})"]
     finally:
         await engine.dispose()
     return [] if revision == head_revision(settings.database_url) else [NOT_AT_HEAD]
+
+
+async def redis_problems(settings: Settings) -> list[str]:
+    """When Redis holds the rate-limit counters, it must answer a PING."""
+    if not settings.redis_url:
+        return []
+    try:
+        async with asyncio.timeout(CHECK_SECONDS):
+            answers = await storage_answers(storage_uri(settings.redis_url))
+    except TimeoutError:
+        answers = False
+    except Exception as error:  # a URL the client refuses; the kind is enough here
+        return [f"MIVA_CONNECT_REDIS_URL: cannot use Redis ({type(error).__name__})"]
+    return [] if answers else ["MIVA_CONNECT_REDIS_URL: Redis does not answer"]
+
+
+async def service_problems(settings: Settings) -> list[str]:
+    """What the database and Redis say, checked side by side."""
+    database, redis = await asyncio.gather(database_problems(settings), redis_problems(settings))
+    return database + redis
 
 
 def worker_problems(settings: Settings, workers: int) -> list[str]:
@@ -118,7 +139,7 @@ def serving_settings(workers: int) -> Settings:
     problems += key_ring_problems((settings or KeyRingSettings()).encryption_keys)
     if settings is not None:
         problems += worker_problems(settings, workers)
-        problems += asyncio.run(database_problems(settings))
+        problems += asyncio.run(service_problems(settings))
     if problems or settings is None:
         raise ConfigurationError(problems)
     return settings
