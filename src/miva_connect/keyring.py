@@ -67,6 +67,6 @@ async def rotate_credentials(
 async def _rotate_check_value(db: Database, cipher: CredentialCipher) -> None:
     async with db.transaction() as tx:
         checks = EncryptionCheckRepository(tx)
-        check = await checks.get()
-        if check is not None and cipher.needs_rotation(check.ciphertext):
-            await checks.replace(cipher.rotate(check.ciphertext, context=CHECK_CONTEXT))
+        ciphertext = await checks.ciphertext()
+        if ciphertext is not None and cipher.needs_rotation(ciphertext):
+            await checks.replace(cipher.rotate(ciphertext, context=CHECK_CONTEXT))

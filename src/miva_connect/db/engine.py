@@ -1,6 +1,6 @@
 """Engine and short transactions. Services open one `transaction()` per unit of work
-(or one `read()` for a lone query), so no connection is held while we wait on a
-merchant's store."""
+(or one `read()` for queries that change nothing), so no connection is held while we
+wait on a merchant's store."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -123,12 +124,11 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        # One query needs no BEGIN and COMMIT around it (two round trips on Postgres).
-        # SQLite keeps transactions: its BEGIN IMMEDIATE hook serialises every access.
-        reader = engine
+        # Reads need no BEGIN and COMMIT around them (two round trips on Postgres). SQLite
+        # keeps transactions: its BEGIN IMMEDIATE hook serialises every access.
+        self._reader = engine
         if engine.dialect.name == "postgresql":
-            reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._readers = async_sessionmaker(reader, expire_on_commit=False)
+            self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -137,10 +137,16 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session for one query that changes nothing: no transaction around it."""
-        async with self._readers() as session, session.begin():
-            yield session
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, for Core statements only: lighter than a session."""
+        async with self.engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for Core queries that change nothing: no transaction around them."""
+        async with self._reader.begin() as connection:
+            yield connection
 
     async def dispose(self) -> None:
         await self.engine.dispose()

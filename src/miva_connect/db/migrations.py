@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, column, select, table
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -52,12 +52,12 @@ def revision_of(connection: Connection) -> str | None:
 _VERSION = select(table("alembic_version", column("version_num")).c.version_num)
 
 
-async def schema_revision(session: AsyncSession) -> str | None:
-    """The revision a database is at, read in `session`; None before the first migration."""
+async def schema_revision(connection: AsyncConnection) -> str | None:
+    """The revision a database is at, read on `connection`; None before the first migration."""
     try:
-        versions = (await session.scalars(_VERSION)).all()
+        versions = (await connection.scalars(_VERSION)).all()
     except DBAPIError:
         versions = []
     if len(versions) == 1:
         return str(versions[0])
-    return await session.run_sync(lambda sync: revision_of(sync.connection()))
+    return await connection.run_sync(revision_of)

@@ -10,13 +10,14 @@ cache key cost about as much CPU as running it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from miva_connect.db.models import (
     Channel,
@@ -31,14 +32,42 @@ def _table(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
 
 
+CHANNELS = _table(Channel)
 SESSIONS = _table(OnboardingSession)
 MERCHANTS = _table(Merchant)
 CHANNEL_MERCHANTS = _table(ChannelMerchant)
 ENCRYPTION_CHECKS = _table(EncryptionCheck)
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
+# Core statements run on either; ORM objects need a session. Reads on the validation path
+# use a bare connection: an AsyncSession and ORM loading doubled the cost of the query.
+Executor = AsyncSession | AsyncConnection
+
+
+def _dialect(executor: Executor) -> str:
+    bind = executor if isinstance(executor, AsyncConnection) else executor.get_bind()
+    return bind.dialect.name
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """What the onboarding flow reads of a session."""
+
+    id: str
+    status: str
+    state: str
+    store_url: str | None
+    merchant_id: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRecord:
+    """What the onboarding flow reads of the session's channel."""
+
+    id: str
+    name: str
+    redirect_url: str
 
 
 def _insert(dialect: str, table: Table) -> Any:
@@ -47,10 +76,29 @@ def _insert(dialect: str, table: Table) -> Any:
 
 
 _SESSION_BY_TOKEN_HASH = (
-    select(OnboardingSession, Channel)
-    .join(Channel, Channel.id == OnboardingSession.channel_id)
-    .where(OnboardingSession.token_hash == bindparam("token_hash"))
+    select(  # the columns of SessionRecord, then of ChannelRecord, in order
+        SESSIONS.c.id,
+        SESSIONS.c.status,
+        SESSIONS.c.state,
+        SESSIONS.c.store_url,
+        SESSIONS.c.merchant_id,
+        SESSIONS.c.expires_at,
+        CHANNELS.c.id,
+        CHANNELS.c.name,
+        CHANNELS.c.redirect_url,
+    )
+    .join_from(SESSIONS, CHANNELS, CHANNELS.c.id == SESSIONS.c.channel_id)
+    .where(SESSIONS.c.token_hash == bindparam("token_hash"))
 )
+_LOCK_MERCHANT_BY_STORE = (
+    select(MERCHANTS.c.id)
+    .where(
+        MERCHANTS.c.store_url == bindparam("store_url"),
+        MERCHANTS.c.store_code_key == bindparam("store_code_key"),
+    )
+    .with_for_update()
+)
+_SESSION_STATUS = select(SESSIONS.c.status).where(SESSIONS.c.id == bindparam("session_id"))
 _CHECK_CIPHERTEXT = select(ENCRYPTION_CHECKS.c.ciphertext).where(ENCRYPTION_CHECKS.c.id == 1)
 # The other columns to set come with the parameters.
 _COMPLETE_SESSION = (
@@ -98,21 +146,23 @@ class ChannelRepository:
 
 
 class SessionRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Executor) -> None:
         self.session = session
 
-    async def add(self, onboarding: OnboardingSession) -> OnboardingSession:
-        self.session.add(onboarding)
-        await self.session.flush()
-        return onboarding
+    async def add(self, values: dict[str, Any]) -> None:
+        await self.session.execute(insert(SESSIONS), values)
 
-    async def get(self, session_id: str) -> OnboardingSession | None:
-        return await self.session.get(OnboardingSession, session_id, populate_existing=True)
+    async def status(self, session_id: str) -> str | None:
+        return await self.session.scalar(_SESSION_STATUS, {"session_id": session_id})
 
-    async def get_by_token_hash(self, token_hash: str) -> tuple[OnboardingSession, Channel] | None:
+    async def get_by_token_hash(
+        self, token_hash: str
+    ) -> tuple[SessionRecord, ChannelRecord] | None:
         result = await self.session.execute(_SESSION_BY_TOKEN_HASH, {"token_hash": token_hash})
         row = result.first()
-        return None if row is None else (row[0], row[1])
+        if row is None:
+            return None
+        return SessionRecord(*row[:6]), ChannelRecord(*row[6:])
 
     async def record_attempt(
         self, session_id: str, outcome: str, *, store_url: str | None = None
@@ -147,11 +197,19 @@ class SessionRepository:
 
 
 class MerchantRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    """Writes run on a session or a connection; loading `Merchant` objects needs a session."""
+
+    def __init__(self, session: Executor) -> None:
         self.session = session
 
+    def _orm(self) -> AsyncSession:
+        # On a bare connection, select(Merchant) would return the first column, not objects.
+        if not isinstance(self.session, AsyncSession):
+            raise TypeError("loading Merchant objects needs an AsyncSession")
+        return self.session
+
     async def get_linked(self, merchant_id: str, channel_id: str) -> Merchant | None:
-        return await self.session.scalar(
+        return await self._orm().scalar(
             select(Merchant)
             .join(ChannelMerchant, ChannelMerchant.merchant_id == Merchant.id)
             .where(Merchant.id == merchant_id, ChannelMerchant.channel_id == channel_id)
@@ -162,12 +220,10 @@ class MerchantRepository:
         statement = _insert_merchant(_dialect(self.session))
         return (await self.session.scalar(statement, values)) is not None
 
-    async def lock_by_store(self, store_url: str, store_code_key: str) -> Merchant | None:
+    async def lock_id_by_store(self, store_url: str, store_code_key: str) -> str | None:
+        """The id of the store's merchant, its row locked until the transaction ends."""
         return await self.session.scalar(
-            select(Merchant)
-            .where(Merchant.store_url == store_url, Merchant.store_code_key == store_code_key)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+            _LOCK_MERCHANT_BY_STORE, {"store_url": store_url, "store_code_key": store_code_key}
         )
 
     async def update(self, merchant_id: str, values: dict[str, Any]) -> None:
@@ -184,7 +240,7 @@ class MerchantRepository:
     async def needing_rotation(self, primary_key_id: str, after: str, limit: int) -> list[Merchant]:
         """Merchants encrypted under another key, in id order after `after`, locked."""
         return list(
-            await self.session.scalars(
+            await self._orm().scalars(
                 select(Merchant)
                 .where(Merchant.key_id != primary_key_id, Merchant.id > after)
                 .order_by(Merchant.id)
@@ -195,14 +251,11 @@ class MerchantRepository:
 
 
 class EncryptionCheckRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Executor) -> None:
         self.session = session
 
-    async def get(self) -> EncryptionCheck | None:
-        return await self.session.get(EncryptionCheck, 1)
-
     async def ciphertext(self) -> str | None:
-        """The sealed check value alone, without loading an object (readiness reads it)."""
+        """The sealed check value, or None before the first readiness check."""
         return await self.session.scalar(_CHECK_CIPHERTEXT)
 
     async def replace(self, ciphertext: str) -> None:

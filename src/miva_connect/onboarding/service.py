@@ -16,8 +16,13 @@ from miva_connect.channels.service import is_slug
 from miva_connect.crypto import CredentialCipher
 from miva_connect.db.base import utcnow
 from miva_connect.db.engine import Database
-from miva_connect.db.models import Channel, OnboardingSession
-from miva_connect.db.repositories import ChannelRepository, MerchantRepository, SessionRepository
+from miva_connect.db.models import Channel
+from miva_connect.db.repositories import (
+    ChannelRecord,
+    ChannelRepository,
+    MerchantRepository,
+    SessionRepository,
+)
 from miva_connect.egress import AddressPolicy
 from miva_connect.errors import AppError, InvalidRequest, NotFound, ValidationFailed
 from miva_connect.onboarding import sessions
@@ -80,16 +85,16 @@ class OnboardingService:
         expires_at = self._clock() + self._config.session_ttl
         async with self._db.transaction() as tx:
             await SessionRepository(tx).add(
-                OnboardingSession(
-                    id=str(uuid.uuid4()),
-                    token_hash=token_hash(token),
-                    channel_id=channel.id,
-                    state=state,
-                    status="pending",
-                    attempt_count=0,
-                    created_at=self._clock(),
-                    expires_at=expires_at,
-                )
+                {
+                    "id": str(uuid.uuid4()),
+                    "token_hash": token_hash(token),
+                    "channel_id": channel.id,
+                    "state": state,
+                    "status": "pending",
+                    "attempt_count": 0,
+                    "created_at": self._clock(),
+                    "expires_at": expires_at,
+                }
             )
         log.info("onboarding.session.opened", channel_id=channel.id)
         return OpenedSession(token, self.connect_url(token), expires_at)
@@ -193,7 +198,7 @@ class OnboardingService:
             await self._limiter.record_failure(session=session_id, client=client)
             raise
 
-    def _redirect_url(self, channel: Channel, state: str, merchant_id: str) -> str:
+    def _redirect_url(self, channel: ChannelRecord, state: str, merchant_id: str) -> str:
         return with_query(channel.redirect_url, state=state, merchant_id=merchant_id)
 
     async def _save(
@@ -203,13 +208,13 @@ class OnboardingService:
         verification: miva.Verification,
     ) -> str:
         now = self._clock()
-        async with self._db.transaction() as tx:
+        async with self._db.begin() as tx:
             merchants = MerchantRepository(tx)
             merchant_id = await self._upsert_merchant(merchants, credentials, verification, now)
             if not await SessionRepository(tx).complete(
                 found.session.id, merchant_id, credentials.store_url, now
             ):
-                raise await sessions.completion_conflict(tx, found.session.id, now)
+                raise await sessions.completion_conflict(tx, found.session.id)
             await merchants.link_channel(found.channel.id, merchant_id)
         return merchant_id
 
@@ -225,13 +230,15 @@ class OnboardingService:
         values = self._merchant_values(new_id, credentials, verification, now)
         if await merchants.insert_if_absent({**values, "id": new_id, "created_at": now}):
             return new_id
-        existing = await merchants.lock_by_store(credentials.store_url, credentials.store_code_key)
+        existing = await merchants.lock_id_by_store(
+            credentials.store_url, credentials.store_code_key
+        )
         if existing is None:  # the insert conflicted, and merchants are never deleted
             raise RuntimeError("merchant row vanished during upsert")
         await merchants.update(
-            existing.id, self._merchant_values(existing.id, credentials, verification, now)
+            existing, self._merchant_values(existing, credentials, verification, now)
         )
-        return existing.id
+        return existing
 
     def _merchant_values(
         self,

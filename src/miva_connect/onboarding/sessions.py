@@ -5,19 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from miva_connect.db.engine import Database
-from miva_connect.db.models import Channel, OnboardingSession
-from miva_connect.db.repositories import SessionRepository
+from miva_connect.db.repositories import (
+    ChannelRecord,
+    Executor,
+    SessionRecord,
+    SessionRepository,
+)
 from miva_connect.errors import AppError, Conflict, NotFound, SessionExpired
 from miva_connect.tokens import MAX_TOKEN_LENGTH, token_hash
 
 
 @dataclass(frozen=True)
 class FoundSession:
-    session: OnboardingSession
-    channel: Channel
+    session: SessionRecord
+    channel: ChannelRecord
     status: str  # pending, connected or expired
 
 
@@ -55,10 +57,9 @@ async def record(
         await SessionRepository(tx).record_attempt(session_id, outcome, store_url=store_url)
 
 
-async def completion_conflict(tx: AsyncSession, session_id: str, now: datetime) -> AppError:
+async def completion_conflict(tx: Executor, session_id: str) -> AppError:
     """Why completing a session failed: someone completed it first, or it just expired."""
-    session = await SessionRepository(tx).get(session_id)
-    if session is not None and session.status == "connected":
+    if await SessionRepository(tx).status(session_id) == "connected":
         return completed()
     return expired()
 
