@@ -291,12 +291,14 @@ class TestStartupChecks:
             "MIVA_CONNECT_ENVIRONMENT": "production",
             "MIVA_CONNECT_ENCRYPTION_KEYS": "not-a-key",
             "MIVA_CONNECT_SESSION_TTL_SECONDS": "soon",
+            "MIVA_CONNECT_METRICS": "on",
         }
         lines = problems(self.serve(env, tmp_path))
         assert [line.split(":")[0] for line in lines] == [
             "MIVA_CONNECT_ALLOW_PRIVATE_NETWORKS",
             "MIVA_CONNECT_PUBLIC_URL",
             "MIVA_CONNECT_SESSION_TTL_SECONDS",
+            "MIVA_CONNECT_METRICS_TOKEN",
             "MIVA_CONNECT_ENCRYPTION_KEYS",
         ]
 

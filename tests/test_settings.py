@@ -77,16 +77,19 @@ def test_metrics_are_off_unless_asked_and_the_token_is_a_long_secret() -> None:
 
 def test_production_scrapes_need_a_token() -> None:
     production = {"environment": "production", "public_url": "https://connect.example.com"}
-    with pytest.raises(ValidationError, match="METRICS_TOKEN must be set for METRICS=on"):
+    with pytest.raises(ValidationError, match="must be set for METRICS=on") as caught:
         settings(**production, metrics="on")
+    assert [error["loc"] for error in caught.value.errors()] == [("metrics_token",)]
     assert settings(**production, metrics="on", metrics_token="t" * 32).metrics == "on"
     assert settings(**production, metrics="off").metrics_token is None
 
 
 def test_production_reports_every_shortcut_at_once_even_a_default() -> None:
     with pytest.raises(ValidationError) as caught:
-        settings(environment="production", allow_private_networks=True)  # PUBLIC_URL unset
+        # PUBLIC_URL and METRICS_TOKEN unset
+        settings(environment="production", allow_private_networks=True, metrics="on")
     assert {error["loc"][0] for error in caught.value.errors()} == {
         "allow_private_networks",
         "public_url",
+        "metrics_token",
     }

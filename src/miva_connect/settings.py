@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 
 import limits
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./miva-connect.db"
@@ -67,7 +67,8 @@ class Settings(KeyRingSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     # /metrics: off (not served) or on; with a token, only for `Authorization: Bearer`.
     metrics: Literal["off", "on"] = "off"
-    metrics_token: SecretStr | None = None
+    # Validated even when unset: production with METRICS=on needs one.
+    metrics_token: SecretStr | None = Field(default=None, validate_default=True)
 
     @field_validator(
         "egress_ips",
@@ -117,7 +118,11 @@ class Settings(KeyRingSettings):
 
     @field_validator("metrics_token")
     @classmethod
-    def _bearer_token(cls, value: SecretStr | None) -> SecretStr | None:
+    def _bearer_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # /metrics shares the public port and skips the host check (scrapers use IPs).
+        production = info.data.get("environment") == "production"
+        if value is None and production and info.data.get("metrics") == "on":
+            raise ValueError("must be set for METRICS=on in production")
         token = "" if value is None else value.get_secret_value()
         if value is not None and (
             len(token) < MIN_METRICS_TOKEN_LENGTH or not all("!" <= char <= "~" for char in token)
@@ -144,13 +149,6 @@ class Settings(KeyRingSettings):
         if info.data.get("environment") == "production" and value.scheme != "https":
             raise ValueError("must be an https:// URL in production")
         return value
-
-    @model_validator(mode="after")
-    def _production_scrapes_need_a_token(self) -> Settings:
-        # /metrics shares the public port and skips the host check (scrapers use IPs).
-        if self.environment == "production" and self.metrics == "on" and not self.metrics_token:
-            raise ValueError("METRICS_TOKEN must be set for METRICS=on in production")
-        return self
 
     @field_validator("database_url")
     @classmethod
