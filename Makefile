@@ -65,7 +65,7 @@ pytest:
 	scripts/ensure-wrk.sh
 	$(BIN)/pytest
 
-# The benchmark (about 4 minutes): writes bench/RESULTS.md and bench/RESULTS.json.
+# The benchmark (about 5 to 6 minutes): writes bench/RESULTS.md and bench/RESULTS.json.
 bench: install
 	scripts/ensure-services.sh
 	scripts/ensure-wrk.sh

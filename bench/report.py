@@ -85,6 +85,7 @@ def _scenarios(results: dict[str, Any]) -> list[str]:
     row(f"1. latency p50 (s), sequential, L = {lat:g} s", lambda c: c["latency"]["p50"], ".3f")
     row("1. latency p95 (s)", lambda c: c["latency"]["p95"], ".3f")
     row("1. latency p50 / L", lambda c: c["latency"]["p50"] / c["latency"]["L"], ".2f")
+    row("1. latency errors", lambda c: c["latency"]["errors"], "d")
     fanned = f"{plan['fanout_count']} at once, L = {fan:g} s"
     row(f"2. fan-out wall (s), {fanned}", lambda c: c["fanout"]["wall"], ".2f")
     row("2. fan-out wall / L", lambda c: c["fanout"]["wall"] / c["fanout"]["L"], ".2f")
@@ -96,6 +97,7 @@ def _scenarios(results: dict[str, Any]) -> list[str]:
         higher_is_better=True,
     )
     row("3. CPU ms / validation", lambda c: c["cost"]["cpu_ms_per_validation"], ".2f")
+    row("3. errors, all rounds", lambda c: c["cost"]["errors"], "d")
     spread = " | ".join(_spread(c["cost"]["round_cpu_ms"]) for c in [*columns.values(), base])
     lines.append(f"| 3. CPU ms / validation, each round | {spread} | | |")
     rss = " | ".join(f"{c['fanout']['peak_rss_mb']:.0f}" for c in columns.values())
