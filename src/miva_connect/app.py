@@ -101,7 +101,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
-        db = Database(create_engine(settings.database_url))
+        db = Database(
+            create_engine(
+                settings.database_url,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+            )
+        )
         if metrics:
             watch_checkouts(db.engine, metrics.db_connections_changed)
         observe = metrics.store_round_trip if metrics else None

@@ -40,6 +40,9 @@ class Settings(KeyRingSettings):
 
     environment: Literal["development", "production"] = "development"
     database_url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
+    # Postgres connections per process: kept open, and opened beyond them under bursts.
+    db_pool_size: int = Field(default=20, ge=1, le=500)
+    db_max_overflow: int = Field(default=10, ge=0, le=500)
     allow_private_networks: bool = False
     # Store ports accepted besides 443 (https only); private networks allow any port.
     allowed_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], NoDecode] = Field(

@@ -1,6 +1,7 @@
 """The database goes away under a running app, and comes back (real Postgres behind a
 TCP proxy that the test cuts): clear 503s, nothing half-written, and recovery without
-a restart (pooled connections found closed are replaced before use)."""
+a restart (pooled connections found closed, or dead after idling, are replaced before
+use)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+import miva_connect.db.engine as engine_module
 from miva_connect.channels.service import RegisteredChannel
 from miva_connect.db.engine import Database
 from miva_connect.db.models import ChannelMerchant, Merchant, OnboardingSession
@@ -144,6 +146,45 @@ class TestDatabaseDown:
             proxy.cut()
             await proxy.restore()
             assert (await proxied_client.get(f"/v1/sessions/{token}")).status_code == 200
+
+    async def test_an_idle_connection_a_middlebox_forgot_is_replaced(
+        self,
+        proxied_client: httpx.AsyncClient,
+        proxy: TcpProxy,
+        channel: RegisteredChannel,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A NAT that forgot an idle flow answers the next packet with a reset; a pooled
+        connection idle long enough is pinged before use, and replaced."""
+        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+        auth = channel_auth(channel)
+        for _ in range(3):
+            token = await open_session(proxied_client, channel)
+            proxy.forget()
+            created = await proxied_client.post("/v1/sessions", json={}, auth=auth)
+            assert created.status_code == 201, created.text
+            proxy.forget()
+            assert (await proxied_client.get(f"/v1/sessions/{token}")).status_code == 200
+            proxy.forget()
+            assert (await proxied_client.get("/readyz")).status_code == 200
+
+    async def test_a_connection_in_use_is_not_pinged(
+        self,
+        proxied_client: httpx.AsyncClient,
+        proxy: TcpProxy,
+        channel: RegisteredChannel,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The other side of the trade: a connection back in use within the idle time is
+        not pinged, so a flow forgotten that soon costs one request a 503 (then the pool
+        is renewed)."""
+        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 3600.0)
+        await open_session(proxied_client, channel)
+        proxy.forget()
+        assert_service_unavailable(
+            await proxied_client.post("/v1/sessions", json={}, auth=channel_auth(channel))
+        )
+        assert (await proxied_client.get("/readyz")).status_code == 200
 
     @pytest.mark.parametrize(
         "cut",

@@ -3,8 +3,14 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from alembic.script import ScriptDirectory
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
+import miva_connect.app as app_module
+from miva_connect.db.engine import create_engine as real_create_engine
 from miva_connect.db.migrations import alembic_config, head_revision, upgrade
 from miva_connect.settings import Settings
 from tests import canaries
@@ -82,3 +88,26 @@ def _secret(value: str) -> object:
     from pydantic import SecretStr
 
     return SecretStr(value)
+
+
+async def test_the_database_pool_is_sized_by_the_settings(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engines: list[AsyncEngine] = []
+
+    def create_engine(url: str, **options: int) -> AsyncEngine:
+        assert options == {"pool_size": 3, "max_overflow": 1}
+        engines.append(real_create_engine(url, **options))
+        return engines[-1]
+
+    monkeypatch.setattr(app_module, "create_engine", create_engine)
+    sized = settings.model_copy(update={"db_pool_size": 3, "db_max_overflow": 1})
+    async with serve_app(sized) as http:
+        assert (await http.get("/readyz")).status_code == 200
+        (engine,) = engines
+        if engine.dialect.name == "postgresql":
+            pool = engine.pool
+            assert isinstance(pool, QueuePool)
+            assert pool.size() == 3
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, db_pool_size=0)

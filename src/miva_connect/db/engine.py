@@ -5,6 +5,7 @@ wait on a merchant's store."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,7 +23,10 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# A pooled Postgres connection idle this long is pinged before use (see below).
+PING_AFTER_IDLE_SECONDS = 10.0
 _COUNTED = "miva_connect.checked_out"
+_IDLE_SINCE = "miva_connect.idle_since"
 
 
 def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 10) -> AsyncEngine:
@@ -49,22 +53,34 @@ def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 10) -> A
         max_overflow=max_overflow,
         pool_recycle=1800,
     )
-    _replace_closed_connections(engine)
+    _replace_dead_connections(engine)
     return engine
 
 
-def _replace_closed_connections(engine: AsyncEngine) -> None:
-    # A pooled connection that the server or a proxy closed (a restart, an idle timeout)
-    # is replaced before use. pool_pre_ping would find it too, but on asyncpg each ping is
-    # three round trips (BEGIN, ";", ROLLBACK: SQLAlchemy wraps it for pgbouncer) and a
-    # third of a millisecond of CPU per checkout; asyncpg already knows when its socket
-    # closed. A peer that vanished without closing is not found by either: statements
-    # on it fail, and SQLAlchemy then discards the whole pool.
+def _replace_dead_connections(engine: AsyncEngine) -> None:
+    # A pooled connection is replaced before use when the server closed it (a restart)
+    # or, after it sat idle, when it no longer answers a ping: a NAT or load balancer may
+    # forget an idle flow without closing it, and only a packet finds out. pool_pre_ping
+    # would ping at every checkout, but on asyncpg each ping is three round trips (BEGIN,
+    # ";", ROLLBACK) and a third of a millisecond of CPU; under load a connection is back
+    # in use within milliseconds, far below any middlebox's idle timeout.
+    dialect = engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checkin(_dbapi: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
     @event.listens_for(engine.sync_engine, "checkout")
-    def _checkout(_dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    def _checkout(dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
         driver = record.driver_connection
         if driver is not None and driver.is_closed():
             raise DisconnectionError("connection closed by the server")  # the pool retries
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is not None and time.monotonic() - idle_since >= PING_AFTER_IDLE_SECONDS:
+            try:
+                dialect.do_ping(dbapi)
+            except Exception as error:
+                raise DisconnectionError("connection lost while idle") from error
 
 
 def _serialise_sqlite_writes(engine: AsyncEngine) -> None:
