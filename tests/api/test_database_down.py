@@ -129,6 +129,16 @@ class TestDatabaseDown:
             )
         assert connected.status_code == 200, connected.text
 
+    async def test_readiness_names_the_lost_connection_when_it_drops_mid_check(
+        self, proxied_client: httpx.AsyncClient, proxy: TcpProxy
+    ) -> None:
+        proxy.cut_on(b"alembic_version")  # the first time: later, asyncpg sends no SQL text
+        ready = await timed(proxied_client.get("/readyz"))
+        assert ready.status_code == 503
+        (problem,) = ready.json()["problems"]
+        assert problem.startswith("database unreachable (")
+        assert "PendingRollbackError" not in problem  # not the fallback's error on a dead line
+
     async def test_a_blip_that_drops_pooled_connections_goes_unnoticed(
         self, proxied_client: httpx.AsyncClient, proxy: TcpProxy, channel: RegisteredChannel
     ) -> None:

@@ -56,7 +56,9 @@ async def schema_revision(connection: AsyncConnection) -> str | None:
     """The revision a database is at, read on `connection`; None before the first migration."""
     try:
         versions = (await connection.scalars(_VERSION)).all()
-    except DBAPIError:
+    except DBAPIError as error:
+        if error.connection_invalidated:  # the database went away: say that, not what follows
+            raise
         versions = []
     if len(versions) == 1:
         return str(versions[0])
