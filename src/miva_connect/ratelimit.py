@@ -69,6 +69,9 @@ class LimitsConfig:
     max_outbound: int = 20
 
 
+KEY_PREFIX = "miva-connect"  # of every counter's key in Redis
+
+
 def storage_uri(redis_url: str | None) -> str:
     if not redis_url:
         return "async+memory://"
@@ -88,7 +91,7 @@ def _storage(uri: str, key_prefix: str) -> AsyncStorage:
 
 async def storage_answers(uri: str) -> bool:
     """Whether the counters' storage answers a PING (memory always does)."""
-    return bool(await _storage(uri, "miva-connect").check())
+    return bool(await _storage(uri, KEY_PREFIX).check())
 
 
 def _ignore(_limit: str) -> None:
@@ -103,7 +106,7 @@ class RateLimiter:
         config: LimitsConfig,
         uri: str,
         *,
-        key_prefix: str = "miva-connect",
+        key_prefix: str = KEY_PREFIX,
         on_refused: Callable[[str], None] | None = None,
     ):
         self._storage = _storage(uri, key_prefix)

@@ -10,7 +10,7 @@ cache key cost about as much CPU as running it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
@@ -76,16 +76,9 @@ def _insert(dialect: str, table: Table) -> Any:
 
 
 _SESSION_BY_TOKEN_HASH = (
-    select(  # the columns of SessionRecord, then of ChannelRecord, in order
-        SESSIONS.c.id,
-        SESSIONS.c.status,
-        SESSIONS.c.state,
-        SESSIONS.c.store_url,
-        SESSIONS.c.merchant_id,
-        SESSIONS.c.expires_at,
-        CHANNELS.c.id,
-        CHANNELS.c.name,
-        CHANNELS.c.redirect_url,
+    select(
+        *(SESSIONS.c[field.name] for field in fields(SessionRecord)),
+        *(CHANNELS.c[field.name] for field in fields(ChannelRecord)),
     )
     .join_from(SESSIONS, CHANNELS, CHANNELS.c.id == SESSIONS.c.channel_id)
     .where(SESSIONS.c.token_hash == bindparam("token_hash"))
@@ -162,7 +155,8 @@ class SessionRepository:
         row = result.first()
         if row is None:
             return None
-        return SessionRecord(*row[:6]), ChannelRecord(*row[6:])
+        split = len(fields(SessionRecord))
+        return SessionRecord(*row[:split]), ChannelRecord(*row[split:])
 
     async def record_attempt(
         self, session_id: str, outcome: str, *, store_url: str | None = None
